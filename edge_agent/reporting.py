@@ -1,0 +1,123 @@
+"""Reports each uploaded object to Dagster as a materialization of `landing/<scenario>`.
+
+Reports are queued in the node database with the watermark (the outbox), then delivered over
+HTTP to the webserver's `/report_asset_materialization/` endpoint, or over Dagster Pipes when
+Dagster launched the agent. A delivery failure leaves the report queued for the next cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from typing import Any, Protocol
+
+from edge_agent.control import ControlStore
+from edge_agent.storage import StoredObject
+
+log = logging.getLogger("edge_agent")
+
+PIPES_MESSAGE_KIND = "landing_materialization"
+
+
+class ReportError(Exception):
+    pass
+
+
+class Reporter(Protocol):
+    def deliver(self, asset_key: str, body: dict[str, Any]) -> None: ...
+
+
+def landing_asset_key(scenario: str) -> str:
+    return f"landing/{scenario}"
+
+
+def report_body(
+    stored: StoredObject, sidecar: dict[str, Any], partition: str, description: str
+) -> dict[str, Any]:
+    """The JSON the report endpoint takes: partition, data version, metadata."""
+    return {
+        "partition": partition,
+        "data_version": stored.sha256,
+        "description": description,
+        "metadata": {
+            "object_uri": stored.uri,
+            "metadata_uri": f"s3://{stored.bucket}/{sidecar['metadata_key']}",
+            "row_count": sidecar["row_count"],
+            "bytes": stored.size,
+            "first_timestamp": sidecar["first_timestamp"],
+            "last_timestamp": sidecar["last_timestamp"],
+            "content_sha256": stored.sha256,
+            "schema_fingerprint": sidecar["schema_fingerprint"],
+            "node_id": sidecar["node_id"],
+            "region": sidecar["region"],
+            "batch_id": sidecar["batch_id"],
+            "source_key_range": (
+                f"{sidecar['watermark']['start_exclusive'] + 1}.."
+                f"{sidecar['watermark']['end_inclusive']}"
+            ),
+        },
+    }
+
+
+class HttpReporter:
+    """POSTs to the Dagster webserver. Dagster+ needs an API token; OSS has no auth at all."""
+
+    def __init__(self, base_url: str, token: str | None, timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def deliver(self, asset_key: str, body: dict[str, Any]) -> None:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Dagster-Cloud-Api-Token"] = self.token
+        request = urllib.request.Request(  # noqa: S310 - URL validated as http(s) in config
+            f"{self.base_url}/report_asset_materialization/{asset_key}",
+            data=json.dumps(body).encode(),
+            headers=headers,
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                response.read()
+        except urllib.error.HTTPError as exc:
+            raise ReportError(f"Dagster answered HTTP {exc.code}") from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ReportError(f"Dagster at {self.base_url} is unreachable ({reason})") from exc
+
+
+class PipesReporter:
+    """When Dagster launched the agent: the report travels as a Pipes custom message."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    def deliver(self, asset_key: str, body: dict[str, Any]) -> None:
+        self.context.report_custom_message(
+            {"kind": PIPES_MESSAGE_KIND, "asset_key": asset_key, **body}
+        )
+
+
+def flush_outbox(store: ControlStore, reporter: Reporter, batch: int = 200) -> tuple[int, int]:
+    """Deliver queued reports until the queue is empty or Dagster fails; (delivered, left)."""
+    delivered = 0
+    while True:
+        reports = store.take_reports(batch)
+        if not reports:
+            break
+        for index, report in enumerate(reports):
+            try:
+                reporter.deliver(report.asset_key, report.body)
+            except ReportError as exc:
+                store.report_failed(report.id, str(exc))
+                for unsent in reports[index + 1 :]:
+                    store.report_failed(unsent.id, "not attempted")
+                left = store.pending_reports()
+                log.warning("%s; %d report(s) stay queued for the next cycle", exc, left)
+                return delivered, left
+            store.report_delivered(report.id)
+            delivered += 1
+    return delivered, store.pending_reports()
