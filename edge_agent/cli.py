@@ -18,13 +18,14 @@ from edge_agent import __version__
 from edge_agent.batches import BatchContext
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.control import ControlStore
+from edge_agent.database import NodeDatabase
 from edge_agent.errors import EXIT_FAILURE, EXIT_USAGE, AgentError, ConfigError
 from edge_agent.naming import SCENARIOS, landing_bucket_for, validate_region, validate_scenario
 from edge_agent.region import detect_region
 from edge_agent.reporting import HttpReporter, PipesReporter, Reporter
 from edge_agent.secrets import RedactingFilter, redact
 from edge_agent.simulate import SimulationSpec, simulate
-from edge_agent.source import open_database, resolve_table
+from edge_agent.source import resolve_table
 from edge_agent.storage import BucketPolicy, ObjectStore, ensure_buckets, s3_client, s3_session
 from edge_agent.uploader import CycleSummary, Uploader, run_forever
 
@@ -116,7 +117,7 @@ def _config(args: argparse.Namespace, need_db: bool = True) -> AgentConfig:
 
 def _store(config: AgentConfig) -> ControlStore:
     assert config.db is not None
-    return ControlStore(open_database(Path(config.db)))
+    return ControlStore(NodeDatabase(Path(config.db)))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -144,10 +145,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.action == "set":
         validate_scenario(args.pipeline_type)  # before touching the database
-        setting = _store(config).set_pipeline(args.pipeline_type, args.by or getpass.getuser())
+        with _store(config) as store:
+            setting = store.set_pipeline(args.pipeline_type, args.by or getpass.getuser())
         print(f"pipeline type is now {setting.pipeline_type} (by {setting.updated_by})")
         return 0
-    store = _store(config)
+    with _store(config) as store:
+        return _show_pipeline(store, args)
+
+
+def _show_pipeline(store: ControlStore, args: argparse.Namespace) -> int:
     if args.action == "get":
         setting = store.get_pipeline()
         if setting.is_default:
@@ -169,8 +175,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    store = _store(config)
-    source = resolve_table(store.conn, config.table, config.timestamp_column)
+    with _store(config) as store:
+        return _show_status(store, config)
+
+
+def _show_status(store: ControlStore, config: AgentConfig) -> int:
+    source = resolve_table(store.db, config.table, config.timestamp_column)
     print(f"pipeline type: {store.get_pipeline().pipeline_type}")
     print(f"table: {source.name} (key {source.key_column}, timestamp {source.timestamp_column})")
     print(f"watermark: {store.watermark(source.name)}")
@@ -192,8 +202,12 @@ def _reporter(config: AgentConfig, pipes: Any) -> tuple[Reporter | None, str]:
 
 def cmd_upload(args: argparse.Namespace, pipes: Any = None) -> int:
     config = _config(args)
-    store = _store(config)
-    source = resolve_table(store.conn, config.table, config.timestamp_column)
+    with _store(config) as store:
+        return _upload(args, config, store, pipes)
+
+
+def _upload(args: argparse.Namespace, config: AgentConfig, store: ControlStore, pipes: Any) -> int:
+    source = resolve_table(store.db, config.table, config.timestamp_column)
     if not source.autoincrement:
         log.warning(
             "table %s has no AUTOINCREMENT: deleting its newest rows lets SQLite reuse their ids",

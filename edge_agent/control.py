@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge_agent.database import NodeDatabase
 from edge_agent.naming import SCENARIOS, validate_scenario
 from edge_agent.source import SourceTable, quote_ident
 
@@ -151,36 +151,38 @@ class OutboxReport:
 class ControlStore:
     """The agent's tables in the node database, behind one autocommit connection."""
 
-    def __init__(self, conn: sqlite3.Connection, owner: str | None = None) -> None:
-        self.conn = conn
+    def __init__(self, db: NodeDatabase, owner: str | None = None) -> None:
+        self.db = db
         self.owner = owner or agent_identity()
-        conn.execute("PRAGMA journal_mode=WAL")
-        with self.transaction():
+        db.query("PRAGMA journal_mode=WAL")
+        with db.transaction():
             for statement in filter(str.strip, _DDL.split(";")):
-                conn.execute(statement)
+                db.execute(statement)
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[NodeDatabase]:
+        return self.db.transaction()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ControlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- pipeline type -------------------------------------------------------------------
     def get_pipeline(self) -> PipelineSetting:
-        row = self.conn.execute(
+        row = self.db.one(
             "SELECT pipeline_type, updated_at, updated_by FROM pipeline_config WHERE id = 1"
-        ).fetchone()
+        )
         return PipelineSetting(*row) if row else PipelineSetting(DEFAULT_PIPELINE, None, None)
 
     def set_pipeline(self, pipeline_type: str, updated_by: str) -> PipelineSetting:
         validate_scenario(pipeline_type)
         now = utc_now()
-        with self.transaction() as conn:
-            conn.execute(
+        with self.transaction() as db:
+            db.query(
                 "INSERT INTO pipeline_config (id, pipeline_type, updated_at, updated_by) "
                 "VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "pipeline_type = excluded.pipeline_type, updated_at = excluded.updated_at, "
@@ -191,13 +193,14 @@ class ControlStore:
 
     # -- execution history ---------------------------------------------------------------
     def start_execution(self, pipeline_type: str) -> int:
-        with self.transaction() as conn:
-            cur = conn.execute(
+        with self.transaction() as db:
+            row = db.one(
                 "INSERT INTO pipeline_executions (pipeline_type, started_at, status, agent) "
-                "VALUES (?, ?, 'running', ?)",
+                "VALUES (?, ?, 'running', ?) RETURNING id",
                 (pipeline_type, utc_now(), self.owner),
             )
-        return int(cur.lastrowid or 0)
+        assert row is not None
+        return int(row[0])
 
     def finish_execution(
         self,
@@ -210,8 +213,8 @@ class ControlStore:
         objects_written: int,
         error: str | None = None,
     ) -> None:
-        with self.transaction() as conn:
-            conn.execute(
+        with self.transaction() as db:
+            db.query(
                 "UPDATE pipeline_executions SET completed_at = ?, status = ?, rows_read = ?, "
                 "rows_uploaded = ?, rows_rejected = ?, objects_written = ?, error = ? WHERE id = ?",
                 (
@@ -227,24 +230,24 @@ class ControlStore:
             )
 
     def history(self, limit: int) -> list[Execution]:
-        rows = self.conn.execute(
+        rows = self.db.query(
             "SELECT id, pipeline_type, started_at, completed_at, status, rows_read, rows_uploaded, "
             "rows_rejected, objects_written, error, agent FROM pipeline_executions "
             "ORDER BY id DESC LIMIT ?",
             (limit,),
-        ).fetchall()
+        )
         return [Execution(*row) for row in rows]
 
     # -- watermark and claims ------------------------------------------------------------
-    def _state(self, conn: sqlite3.Connection, table: str) -> tuple[int, str]:
-        row = conn.execute(
+    def _state(self, db: NodeDatabase, table: str) -> tuple[int, str]:
+        row = db.one(
             "SELECT watermark, batch_namespace FROM upload_state WHERE source_table = ?", (table,)
-        ).fetchone()
+        )
         if row:
             return int(row[0]), str(row[1])
         # The namespace keeps batch ids of two databases apart even if their node ids collide.
         namespace = uuid.uuid4().hex[:8]
-        conn.execute(
+        db.query(
             "INSERT INTO upload_state (source_table, watermark, batch_namespace, updated_at) "
             "VALUES (?, 0, ?, ?)",
             (table, namespace, utc_now()),
@@ -252,19 +255,17 @@ class ControlStore:
         return 0, namespace
 
     def watermark(self, table: str) -> int:
-        row = self.conn.execute(
-            "SELECT watermark FROM upload_state WHERE source_table = ?", (table,)
-        ).fetchone()
+        row = self.db.one("SELECT watermark FROM upload_state WHERE source_table = ?", (table,))
         return int(row[0]) if row else 0
 
     def backlog(self, source: SourceTable) -> int:
         """Rows not yet covered by the watermark (claimed or not)."""
         key = quote_ident(source.key_column)
         return int(
-            self.conn.execute(
+            self.db.scalar(
                 f"SELECT count(*) FROM {quote_ident(source.name)} WHERE {key} > ?",
                 (self.watermark(source.name),),
-            ).fetchone()[0]
+            )
         )
 
     def claim_next(
@@ -276,18 +277,18 @@ class ControlStore:
     ) -> Claim | None:
         """Take over an abandoned claim, or claim the next range of at most `max_rows` rows."""
         now = time.time()
-        with self.transaction() as conn:
-            watermark, namespace = self._state(conn, source.name)
-            for row in conn.execute(
+        with self.transaction() as db:
+            watermark, namespace = self._state(db, source.name)
+            for row in db.query(
                 "SELECT start_key, end_key, row_count, pipeline_type, bucket, owner, "
                 "lease_expires_at FROM upload_claims WHERE source_table = ? AND done = 0 "
                 "ORDER BY start_key",
                 (source.name,),
-            ).fetchall():
+            ):
                 start, end, count, pipeline_type, bucket, owner, expires = row
                 if owner == self.owner or (expires > now and _owner_alive(owner)):
                     continue
-                conn.execute(
+                db.query(
                     "UPDATE upload_claims SET owner = ?, lease_expires_at = ? "
                     "WHERE source_table = ? AND start_key = ?",
                     (self.owner, now + lease_seconds, source.name, start),
@@ -296,30 +297,28 @@ class ControlStore:
                     source.name, start, end, count, pipeline_type, bucket,
                     _batch_id(namespace, start, end), redo=True,
                 )  # fmt: skip
-            last_claimed = conn.execute(
+            last_claimed = db.scalar(
                 "SELECT max(end_key) FROM upload_claims WHERE source_table = ?", (source.name,)
-            ).fetchone()[0]
+            )
             start = max(watermark, last_claimed or 0)
             table, key = quote_ident(source.name), quote_ident(source.key_column)
-            end_row = conn.execute(
+            end_row = db.one(
                 f"SELECT {key} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT 1 OFFSET ?",
                 (start, max_rows - 1),
-            ).fetchone()
+            )
             if end_row is None:
-                end_row = conn.execute(
-                    f"SELECT max({key}) FROM {table} WHERE {key} > ?", (start,)
-                ).fetchone()
+                end_row = db.one(f"SELECT max({key}) FROM {table} WHERE {key} > ?", (start,))
             if end_row is None or end_row[0] is None:
                 return None
             end = int(end_row[0])
             count = int(
-                conn.execute(
+                db.scalar(
                     f"SELECT count(*) FROM {table} WHERE {key} > ? AND {key} <= ?", (start, end)
-                ).fetchone()[0]
+                )
             )
             pipeline_type = self.get_pipeline().pipeline_type
             bucket = bucket_for(pipeline_type)
-            conn.execute(
+            db.query(
                 "INSERT INTO upload_claims (source_table, start_key, end_key, row_count, "
                 "pipeline_type, bucket, owner, lease_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (source.name, start, end, count, pipeline_type, bucket, self.owner,
@@ -332,35 +331,35 @@ class ControlStore:
 
     def complete_claim(self, claim: Claim, reports: list[tuple[str, dict[str, object]]]) -> int:
         """Mark a claim uploaded, queue its reports, and move the watermark; returns it."""
-        with self.transaction() as conn:
-            row = conn.execute(
+        with self.transaction() as db:
+            row = db.one(
                 "SELECT done FROM upload_claims WHERE source_table = ? AND start_key = ?",
                 (claim.source_table, claim.start_key),
-            ).fetchone()
+            )
             if row is not None and not row[0]:
-                conn.execute(
+                db.query(
                     "UPDATE upload_claims SET done = 1 WHERE source_table = ? AND start_key = ?",
                     (claim.source_table, claim.start_key),
                 )
-                conn.executemany(
+                db.executemany(
                     "INSERT INTO report_outbox (asset_key, body, created_at) VALUES (?, ?, ?)",
                     [(key, json.dumps(body, sort_keys=True), utc_now()) for key, body in reports],
                 )
-            watermark, _ = self._state(conn, claim.source_table)
+            watermark, _ = self._state(db, claim.source_table)
             while True:
-                done = conn.execute(
+                done = db.one(
                     "SELECT end_key FROM upload_claims WHERE source_table = ? AND start_key = ? "
                     "AND done = 1",
                     (claim.source_table, watermark),
-                ).fetchone()
+                )
                 if done is None:
                     break
-                conn.execute(
+                db.query(
                     "DELETE FROM upload_claims WHERE source_table = ? AND start_key = ?",
                     (claim.source_table, watermark),
                 )
                 watermark = int(done[0])
-            conn.execute(
+            db.query(
                 "UPDATE upload_state SET watermark = ?, updated_at = ? WHERE source_table = ?",
                 (watermark, utc_now(), claim.source_table),
             )
@@ -368,8 +367,8 @@ class ControlStore:
 
     def release_claims(self) -> None:
         """Give up this agent's unfinished claims so the next attempt redoes them at once."""
-        with self.transaction() as conn:
-            conn.execute(
+        with self.transaction() as db:
+            db.query(
                 "UPDATE upload_claims SET lease_expires_at = 0 WHERE owner = ? AND done = 0",
                 (self.owner,),
             )
@@ -377,32 +376,32 @@ class ControlStore:
     # -- report outbox -------------------------------------------------------------------
     def take_reports(self, limit: int, hold_seconds: float = 60.0) -> list[OutboxReport]:
         now = time.time()
-        with self.transaction() as conn:
-            rows = conn.execute(
+        with self.transaction() as db:
+            rows = db.query(
                 "SELECT id, asset_key, body FROM report_outbox WHERE claimed_until < ? "
                 "ORDER BY id LIMIT ?",
                 (now, limit),
-            ).fetchall()
-            conn.executemany(
+            )
+            db.executemany(
                 "UPDATE report_outbox SET claimed_until = ? WHERE id = ?",
                 [(now + hold_seconds, row[0]) for row in rows],
             )
         return [OutboxReport(row[0], row[1], json.loads(row[2])) for row in rows]
 
     def report_delivered(self, report_id: int) -> None:
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM report_outbox WHERE id = ?", (report_id,))
+        with self.transaction() as db:
+            db.query("DELETE FROM report_outbox WHERE id = ?", (report_id,))
 
     def report_failed(self, report_id: int, error: str) -> None:
-        with self.transaction() as conn:
-            conn.execute(
+        with self.transaction() as db:
+            db.query(
                 "UPDATE report_outbox SET attempts = attempts + 1, last_error = ?, "
                 "claimed_until = 0 WHERE id = ?",
                 (error, report_id),
             )
 
     def pending_reports(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM report_outbox").fetchone()[0])
+        return int(self.db.scalar("SELECT count(*) FROM report_outbox"))
 
 
 def _batch_id(namespace: str, start: int, end: int) -> str:

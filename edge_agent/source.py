@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +10,7 @@ import adbc_driver_sqlite.dbapi as adbc_sqlite
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from edge_agent.database import NodeDatabase, connect
 from edge_agent.errors import ConfigError, SourceError
 from edge_agent.schema import AGENT_TABLES
 
@@ -22,22 +22,6 @@ def quote_ident(name: str) -> str:
     if "\x00" in name:
         raise SourceError(f"identifier {name!r} contains a NUL byte")
     return '"' + name.replace('"', '""') + '"'
-
-
-def open_database(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
-    """Open an existing node database read-write (never creates one) and check it is SQLite."""
-    if not path.exists():
-        raise SourceError(f"database file {path} does not exist")
-    if not path.is_file():
-        raise SourceError(f"database path {path} is not a file")
-    uri = f"file:{path.resolve()}?mode=rw"
-    try:
-        conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise SourceError(f"database file {path} is not a readable SQLite database: {exc}") from exc
-    return conn
 
 
 def arrow_type_for(declared: str) -> pa.DataType:
@@ -72,19 +56,19 @@ class SourceTable:
         return self.schema.names
 
 
-def _user_tables(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute(
+def _user_tables(db: NodeDatabase) -> list[str]:
+    rows = db.query(
         "SELECT name FROM sqlite_master WHERE type = 'table' "
         "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-    ).fetchall()
+    )
     return sorted(name for (name,) in rows if name not in AGENT_TABLES)
 
 
 def resolve_table(
-    conn: sqlite3.Connection, table: str | None = None, timestamp_column: str | None = None
+    db: NodeDatabase, table: str | None = None, timestamp_column: str | None = None
 ) -> SourceTable:
     """Find the sensor table and its timestamp column, as configured or auto-detected."""
-    tables = _user_tables(conn)
+    tables = _user_tables(db)
     if table is None:
         if not tables:
             raise SourceError("no sensor table in the database (expected one user table)")
@@ -96,9 +80,7 @@ def resolve_table(
     elif table not in tables:
         raise SourceError(f"table {table!r} does not exist in the database")
 
-    info = conn.execute(
-        "SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", (table,)
-    ).fetchall()
+    info = db.query("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", (table,))
     pk_columns = [(name, declared) for name, declared, pk in info if pk]
     if len(pk_columns) != 1 or pk_columns[0][1].upper() != "INTEGER":
         raise SourceError(
@@ -112,14 +94,10 @@ def resolve_table(
     for name, declared, _ in info:
         arrow_type = pa.string() if name == ts and arrow_type_for(declared) != pa.int64() else None
         fields.append(pa.field(name, arrow_type or arrow_type_for(declared)))
-    autoincrement = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'"
-    ).fetchone() is not None and "AUTOINCREMENT" in (
-        conn.execute(
-            "SELECT upper(sql) FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-        ).fetchone()[0]
-        or ""
+    definition = db.scalar(
+        "SELECT upper(sql) FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
     )
+    autoincrement = "AUTOINCREMENT" in (definition or "")
     return SourceTable(table, key_column, ts, pa.schema(fields), autoincrement)
 
 
@@ -161,7 +139,7 @@ class SourceReader:
     def __init__(self, path: Path, table: SourceTable) -> None:
         self._path = path
         self._table = table
-        self._conn = adbc_sqlite.connect(str(path.resolve()))
+        self._conn = connect(path)
         q = quote_ident
         t = table
         key = q(t.key_column)

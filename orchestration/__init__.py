@@ -1,0 +1,1 @@
+"""Dagster code for the edge-to-lakehouse platform: assets, resources, sensors, schedules."""

@@ -1,0 +1,137 @@
+"""Fixtures: a real S3 endpoint (moto server process) on loopback, node databases, agent runs."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+
+from edge_agent.naming import SCENARIOS, landing_bucket_for
+from edge_agent.simulate import SimulationSpec, simulate
+from edge_agent.storage import BucketPolicy, ensure_buckets
+from orchestration.demo.local_s3 import local_s3_server
+
+REGION = "us-east-1"
+OTHER_REGION = "eu-west-1"
+_prefixes = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    with local_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def s3(s3_endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name=REGION,
+        aws_access_key_id="test-key",
+        aws_secret_access_key="test-secret",
+    )
+
+
+@pytest.fixture
+def agent_env(s3_endpoint: str) -> dict[str, str]:
+    """Environment for agent processes: loopback S3, fixed region, no instance metadata."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "EDGE_AGENT_", "DAGSTER_PIPES"))
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID="test-key",
+        AWS_SECRET_ACCESS_KEY="test-secret",
+        AWS_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_ENDPOINT_URL=s3_endpoint,
+    )
+    return env
+
+
+@pytest.fixture
+def bucket_prefix(s3: Any) -> str:
+    """A fresh set of landing buckets per test, so tests never see each other's objects."""
+    prefix = f"t{next(_prefixes)}-{os.getpid() % 10000}"
+    wanted = [(landing_bucket_for(s, prefix, REGION), REGION, False) for s in SCENARIOS[:4]]
+    wanted += [
+        (landing_bucket_for("regional", prefix, r), r, False) for r in (REGION, OTHER_REGION)
+    ]
+    ensure_buckets(s3, wanted, BucketPolicy())
+    return prefix
+
+
+def bucket(prefix: str, scenario: str, region: str = REGION) -> str:
+    return landing_bucket_for(scenario, prefix, region)
+
+
+@pytest.fixture
+def node_db(tmp_path: Path) -> Path:
+    path = tmp_path / "node.db"
+    simulate(path, SimulationSpec(rows=3_000, sensors=4, node_id="n1", seed=11))
+    return path
+
+
+def run_agent(
+    *args: str, env: dict[str, str], check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_agent", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"edge-agent {' '.join(args)} failed:\n{proc.stderr}")
+    return proc
+
+
+def upload(db: Path, prefix: str, env: dict[str, str], *extra: str, check: bool = True):
+    return run_agent(
+        "upload", "--once", "--db", str(db), "--node-id", "n1", "--bucket-prefix", prefix,
+        *extra, env=env, check=check,
+    )  # fmt: skip
+
+
+def list_keys(s3: Any, bucket_name: str, prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket_name, Prefix=prefix):
+        keys += [obj["Key"] for obj in page.get("Contents", [])]
+    return keys
+
+
+def read_parquet(s3: Any, bucket_name: str, key: str) -> Any:
+    body = s3.get_object(Bucket=bucket_name, Key=key)["Body"].read()
+    return pq.read_table(io.BytesIO(body))
+
+
+def landed_ids(s3: Any, bucket_name: str) -> tuple[Counter[int], Counter[int]]:
+    """How often each source id appears in data objects and in rejected objects."""
+    data: Counter[int] = Counter()
+    rejected: Counter[int] = Counter()
+    for key in list_keys(s3, bucket_name):
+        if not key.endswith(".parquet"):
+            continue
+        ids = [int(v) for v in read_parquet(s3, bucket_name, key).column("id").to_pylist()]
+        (rejected if key.startswith("_rejected/") else data).update(ids)
+    return data, rejected
+
+
+def source_ids(db: Path) -> set[int]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM sensor_readings")}
