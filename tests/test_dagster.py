@@ -1,0 +1,203 @@
+"""The Dagster side: definitions, upload reports in a real instance, the main demo command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from orchestration.demo.local_s3 import free_port, wait_for_port
+from tests.conftest import bucket, list_keys, run_agent, upload
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED_ASSET_KEYS = {
+    "demo/edge_fleet",
+    "landing/emergency",
+    "landing/filtered",
+    "landing/raw",
+    "landing/regional",
+    "landing/schematized",
+}
+
+
+def test_definitions_load_with_the_expected_asset_keys() -> None:
+    from definitions import defs
+
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == EXPECTED_ASSET_KEYS  # a rename must be deliberate: update this snapshot
+    assert defs.resolve_job_def("edge_demo_job")
+
+
+def test_dagster_definitions_validate(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-f", "definitions.py"],
+        cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _instance(home: Path) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(str(home))
+
+
+@pytest.fixture(scope="module")
+def dagster_webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A real dagster-webserver on loopback with its own instance; the whole group is stopped."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    port = free_port()
+    webserver = Path(sys.executable).with_name("dagster-webserver")
+    proc = subprocess.Popen(
+        [str(webserver), "-f", "definitions.py", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(home)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, timeout=120)
+        url = f"http://127.0.0.1:{port}"
+        urllib.request.urlopen(f"{url}/server_info", timeout=30).read()  # noqa: S310
+        yield url, home
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _sidecars(s3: Any, name: str) -> list[dict[str, Any]]:
+    keys = [k for k in list_keys(s3, name, "year=") if k.endswith(".json")]
+    return [json.loads(s3.get_object(Bucket=name, Key=k)["Body"].read()) for k in keys]
+
+
+def test_uploads_are_recorded_in_dagster_with_partition_and_metadata(
+    s3: Any, node_db: Path, bucket_prefix: str, agent_env: dict[str, str],
+    dagster_webserver: tuple[str, Path],
+) -> None:  # fmt: skip
+    url, home = dagster_webserver
+    proc = upload(node_db, bucket_prefix, agent_env, "--dagster-url", url, "--batch-rows", "1000")
+    sidecars = _sidecars(s3, bucket(bucket_prefix, "raw"))
+    assert f"reports delivered {len(sidecars)}, queued 0" in proc.stderr
+
+    records = (
+        _instance(home).fetch_materializations(dg.AssetKey(["landing", "raw"]), limit=1000).records
+    )
+    ours = {
+        r.asset_materialization.metadata["object_uri"].value: r  # type: ignore[union-attr]
+        for r in records
+        if bucket_prefix in str(r.asset_materialization.metadata["object_uri"].value)  # type: ignore[union-attr]
+    }
+    assert len(ours) == len(sidecars)  # one materialization per object, none twice
+    for sidecar in sidecars:
+        record = ours[f"s3://{bucket(bucket_prefix, 'raw')}/{sidecar['object_key']}"]
+        mat = record.asset_materialization
+        assert mat is not None
+        assert record.partition_key == sidecar["partition"]["hour"]
+        assert mat.metadata["row_count"].value == sidecar["row_count"]
+        assert mat.metadata["content_sha256"].value == sidecar["content_sha256"]
+        assert mat.metadata["first_timestamp"].value == sidecar["first_timestamp"]
+
+
+def test_dagster_down_never_blocks_an_upload_and_reports_follow_later(
+    s3: Any, node_db: Path, bucket_prefix: str, agent_env: dict[str, str],
+    dagster_webserver: tuple[str, Path],
+) -> None:  # fmt: skip
+    url, home = dagster_webserver
+    down = upload(node_db, bucket_prefix, agent_env, "--dagster-url", "http://127.0.0.1:9")
+    objects = len(_sidecars(s3, bucket(bucket_prefix, "raw")))
+    assert objects and "unreachable" in down.stderr
+    status = run_agent("status", "--db", str(node_db), env=agent_env).stdout
+    assert f"reports queued for Dagster: {objects}" in status
+    assert "rows not yet uploaded: 0" in status
+
+    later = upload(node_db, bucket_prefix, agent_env, "--dagster-url", url)
+    assert f"reports delivered {objects}, queued 0" in later.stderr
+    records = (
+        _instance(home).fetch_materializations(dg.AssetKey(["landing", "raw"]), limit=1000).records
+    )
+    mine = [
+        r for r in records
+        if bucket_prefix in str(r.asset_materialization.metadata["object_uri"].value)  # type: ignore[union-attr]
+    ]  # fmt: skip
+    assert len(mine) == objects
+
+
+class _Capture(BaseHTTPRequestHandler):
+    """Stands in for Dagster+ (cannot run here): records what the agent sends."""
+
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        _Capture.seen.append((self.path, dict(self.headers)))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_dagster_plus_token_is_sent_as_a_header_and_never_logged(
+    node_db: Path, bucket_prefix: str, agent_env: dict[str, str]
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = "agent-token-7c1d2e3f4a5b"
+    try:
+        env = {**agent_env, "DAGSTER_CLOUD_API_TOKEN": token}
+        url = f"http://127.0.0.1:{server.server_address[1]}/acme/prod"
+        proc = upload(node_db, bucket_prefix, env, "--dagster-url", url)
+    finally:
+        server.shutdown()
+    assert _Capture.seen
+    path, headers = _Capture.seen[0]
+    assert path.startswith("/acme/prod/report_asset_materialization/landing/raw")
+    assert headers["Dagster-Cloud-Api-Token"] == token
+    assert token not in proc.stderr and token not in proc.stdout
+
+
+def test_main_demo_command_runs_end_to_end(tmp_path: Path) -> None:
+    """The README's main command: fleet -> agents over Pipes -> S3 -> Dagster instance."""
+    home = tmp_path / "dagster_home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EDGE_AGENT_"))}
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("lakehouse-demo")), "--rows-per-node", "400"],
+        cwd=tmp_path, env={**env, "DAGSTER_HOME": str(home)},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = proc.stdout
+    for name in ("edge-databricks-raw-us-east-1", "edge-databricks-regional-eu-west-1"):
+        assert name in out
+    assert "year=" in out and "materializations" in out
+
+    instance = _instance(home)
+    for scenario in ("raw", "schematized", "filtered", "emergency", "regional"):
+        records = instance.fetch_materializations(
+            dg.AssetKey(["landing", scenario]), limit=1000
+        ).records
+        assert records, scenario
+        assert all(r.partition_key and r.run_id for r in records)  # via Pipes, inside the run
+        metadata = records[0].asset_materialization.metadata  # type: ignore[union-attr]
+        assert metadata["row_count"].value > 0
+        assert str(metadata["object_uri"].value).startswith("s3://edge-databricks-")
+    fleet = instance.get_latest_materialization_event(dg.AssetKey(["demo", "edge_fleet"]))
+    assert fleet is not None
+    metadata = fleet.asset_materialization.metadata  # type: ignore[union-attr]
+    assert metadata["rows_uploaded"].value > 0 and metadata["landing_reports"].value > 0
