@@ -142,21 +142,37 @@ class BucketPolicy:
     noncurrent_versions_expire_after_days: int = 30
 
 
-def ensure_bucket(client: Any, name: str, region: str, tiering: bool, policy: BucketPolicy) -> str:
-    """Create (or adopt) a bucket and apply versioning, encryption and lifecycle; idempotent."""
-    state = "created"
+def _bucket_exists(client: Any, name: str) -> bool:
+    # Asked first because us-east-1 answers 200 to creating a bucket you already own.
     try:
-        params: dict[str, Any] = {"Bucket": name}
-        if region != "us-east-1":
-            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        client.create_bucket(**params)
+        client.head_bucket(Bucket=name)
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code != "BucketAlreadyOwnedByYou":
-            raise describe_failure(exc, name, client.meta.endpoint_url) from exc
-        state = "existing"
+        if exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise describe_failure(exc, name, client.meta.endpoint_url) from exc
     except BotoCoreError as exc:
         raise describe_failure(exc, name, client.meta.endpoint_url) from exc
+    return True
+
+
+def _create_bucket(client: Any, name: str, region: str) -> str:
+    params: dict[str, Any] = {"Bucket": name}
+    if region != "us-east-1":
+        params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        client.create_bucket(**params)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code", "") == "BucketAlreadyOwnedByYou":
+            return "existing"  # created by someone else between our check and now
+        raise describe_failure(exc, name, client.meta.endpoint_url) from exc
+    except BotoCoreError as exc:
+        raise describe_failure(exc, name, client.meta.endpoint_url) from exc
+    return "created"
+
+
+def ensure_bucket(client: Any, name: str, region: str, tiering: bool, policy: BucketPolicy) -> str:
+    """Create (or adopt) a bucket and apply versioning, encryption and lifecycle; idempotent."""
+    state = "existing" if _bucket_exists(client, name) else _create_bucket(client, name, region)
     rules: list[dict[str, Any]] = [
         {
             "ID": "expire-noncurrent-versions",

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import dagster as dg
 from botocore.config import Config
+from pydantic import Field
 
 from edge_agent.naming import SCENARIOS, landing_bucket_for
 
@@ -17,7 +18,7 @@ class LandingZone(dg.ConfigurableResource):
 
     bucket_prefix: str = "edge"
     lakehouse_region: str = "us-east-1"
-    regional_regions: list[str] = ["us-east-1", "eu-west-1"]
+    regional_regions: list[str] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"])
     endpoint_url: str | None = None  # S3-compatible endpoint; AWS_ENDPOINT_URL when unset
 
     def resolved_endpoint(self) -> str | None:

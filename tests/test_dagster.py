@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import pytest
@@ -139,7 +139,7 @@ def test_dagster_down_never_blocks_an_upload_and_reports_follow_later(
 class _Capture(BaseHTTPRequestHandler):
     """Stands in for Dagster+ (cannot run here): records what the agent sends."""
 
-    seen: list[tuple[str, dict[str, str]]] = []
+    seen: ClassVar[list[tuple[str, dict[str, str]]]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))

@@ -64,7 +64,8 @@ def test_concurrent_changes_never_corrupt_the_setting(
         "from edge_agent.cli import main\n"
         "for i in range(10):\n"
         "    t = sys.argv[1]\n"
-        "    assert main(['-q', 'pipeline', 'set', t, '--by', f'{t}-{i}', '--db', sys.argv[2]]) == 0\n"
+        "    args = ['-q', 'pipeline', 'set', t, '--by', f'{t}-{i}', '--db', sys.argv[2]]\n"
+        "    assert main(args) == 0\n"
     )
     types = [SCENARIOS[i % len(SCENARIOS)] for i in range(8)]
     procs = [

@@ -56,8 +56,9 @@ def test_schematized_rules_each_reject_their_row() -> None:
     )  # fmt: skip
     shaped = _shape("schematized", table)
     assert shaped.rows.column("id").to_pylist() == [1, 5, 6]
-    reasons = dict(zip(shaped.rejected.column("id").to_pylist(),
-                       shaped.rejected.column("_reject_reason").to_pylist(), strict=True))  # fmt: skip
+    rejected = shaped.rejected
+    ids, why = rejected.column("id").to_pylist(), rejected.column("_reject_reason").to_pylist()
+    reasons = dict(zip(ids, why, strict=True))
     assert reasons == {
         2: "sensor_id_format",
         3: "temperature_out_of_range",
