@@ -309,6 +309,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_upload(args)
     with open_dagster_pipes() as pipes:
         handler = _PipesLogHandler(pipes)
+        for existing in log.handlers:  # progress goes to Dagster; stderr keeps the problems
+            existing.setLevel(logging.WARNING)
         log.addHandler(handler)
         try:
             return cmd_upload(args, pipes)
