@@ -1,0 +1,159 @@
+"""`bronze/<scenario>`: landing objects loaded into DuckDB, one event hour per partition."""
+
+import json
+
+import dagster as dg
+from pydantic import Field
+
+from edge_agent.naming import SCENARIOS
+from orchestration.bronze.loader import (
+    BronzeLoad,
+    NewColumnsRefused,
+    PartitionTarget,
+    TooManyFiles,
+    load_bronze,
+    schema_history,
+)
+from orchestration.bronze.schema import SchemaMode
+from orchestration.landing.objects import partition_hour
+from orchestration.partitions import hourly_partitions, regional_partitions
+from orchestration.resources import LandingZone
+from orchestration.warehouse import Warehouse
+
+QUARANTINE_CHECK = "no_quarantined_objects"
+
+
+class BronzeConfig(dg.Config):
+    schema_mode: SchemaMode = Field(
+        default="addNewColumns",
+        description="Auto Loader schema evolution: addNewColumns, rescue, failOnNewColumns, none",
+    )
+
+
+def _targets(context: dg.AssetExecutionContext, scenario: str, landing: LandingZone):
+    targets = []
+    for key in context.partition_keys:
+        if scenario == "regional":
+            keys = regional_partitions.get_partition_key_from_str(key).keys_by_dimension
+            hour, region = partition_hour(keys["hour"]), keys["region"]
+            targets.append(PartitionTarget(key, hour, landing.bucket("regional", region), region))
+        else:
+            targets.append(PartitionTarget(key, partition_hour(key), landing.bucket(scenario)))
+    return targets
+
+
+def _metadata(load: BronzeLoad, name: str, history: list[tuple], preview: str) -> dict:
+    columns = [dg.TableColumn(f.name, str(f.type)) for f in (load.schema or [])]
+    rows = "\n".join(
+        f"| {v} | {change} | {mode} | {str(at)[:19]} | {len(json.loads(cols))} |"
+        for v, change, mode, at, cols in history
+    )
+    return {
+        "table": name,
+        "dagster/row_count": load.rows,
+        "objects_loaded": load.objects,
+        "bytes_loaded": load.bytes,
+        "objects_quarantined": len(load.quarantined),
+        "rows_rescued": load.rescued_rows,
+        "rows_per_partition": dg.MetadataValue.json(load.rows_per_partition),
+        "schema_version": load.schema_version,
+        "columns_added": ", ".join(load.added_columns) or "none",
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+        "schema_history": dg.MetadataValue.md(
+            "| version | change | mode | recorded | columns |\n|---|---|---|---|---|\n" + rows
+        ),
+        "preview": dg.MetadataValue.md(preview),
+    }
+
+
+def _preview(conn, table: str, targets: list[PartitionTarget]) -> str:  # noqa: ANN001
+    if not targets:
+        return ""
+    try:
+        frame = conn.execute(
+            f'SELECT * EXCLUDE ("_rescued_data") FROM "{table}" WHERE _partition_hour = ? LIMIT 5',
+            [targets[0].hour],
+        ).fetch_arrow_table()
+    except Exception:  # noqa: BLE001 - a preview never fails a load
+        return ""
+    names = frame.column_names[:8]
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in frame.select(names).to_pylist():
+        lines.append("| " + " | ".join(str(row[n]) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["bronze", scenario])
+    regional = scenario == "regional"
+
+    @dg.asset(
+        key=key,
+        deps=[dg.AssetKey(["landing", scenario])],
+        partitions_def=regional_partitions if regional else hourly_partitions,
+        group_name="bronze",
+        kinds={"duckdb", "s3"},
+        pool="warehouse",
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+        check_specs=[
+            dg.AssetCheckSpec(
+                QUARANTINE_CHECK,
+                asset=key,
+                description="Fails, naming them, when objects of the loaded hours were "
+                "quarantined (bad checksum, row count, Parquet, or unreconcilable schema).",
+            )
+        ],
+        metadata={"partition_expr": "_partition_hour"},
+        description=f"Landing {scenario} objects verified and loaded into DuckDB, by event hour.",
+    )
+    def bronze(
+        context: dg.AssetExecutionContext,
+        config: BronzeConfig,
+        landing: LandingZone,
+        warehouse: Warehouse,
+    ) -> dg.MaterializeResult:
+        table = f"bronze_{scenario}"
+        targets = _targets(context, scenario, landing)
+        with warehouse.connect() as conn:
+            try:
+                load = load_bronze(
+                    conn,
+                    client=landing.client(),
+                    table=table,
+                    targets=targets,
+                    mode=config.schema_mode,
+                    run_id=context.run_id,
+                    max_files=warehouse.settings().max_files_per_run,
+                )
+            except (NewColumnsRefused, TooManyFiles) as exc:
+                raise dg.Failure(description=str(exc)) from exc
+            history = schema_history(conn, table)
+            preview = _preview(conn, table, targets)
+        for q in load.quarantined:
+            context.log.warning(f"quarantined {q.obj.uri}: {q.reason}")
+        context.log.info(
+            f"{load.rows} rows from {load.objects} object(s) into "
+            f"{warehouse.display_name('bronze', scenario)}; {len(load.quarantined)} quarantined"
+        )
+        quarantine = "\n".join(f"| {q.obj.uri} | {q.reason} |" for q in load.quarantined)
+        check = dg.AssetCheckResult(
+            check_name=QUARANTINE_CHECK,
+            passed=not load.quarantined,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "quarantined": len(load.quarantined),
+                "objects": dg.MetadataValue.md(
+                    "| object | reason |\n|---|---|\n" + quarantine if quarantine else "none"
+                ),
+            },
+        )
+        return dg.MaterializeResult(
+            metadata=_metadata(load, warehouse.display_name("bronze", scenario), history, preview),
+            check_results=[check],
+        )
+
+    return bronze
+
+
+bronze_assets = [build_bronze_asset(scenario) for scenario in SCENARIOS]

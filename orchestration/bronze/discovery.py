@@ -1,0 +1,203 @@
+"""Exactly-once discovery of landing objects: which bronze partitions must be (re)loaded.
+
+A bronze partition is replaced as a whole from every complete object of its hour, so the unit
+of discovery is a partition and its *digest* (keys and ETags of its complete objects). Three
+sources feed the same comparison, so they can never double-trigger each other:
+
+- recent hours: the hour prefixes inside a lookback window are listed every tick;
+- agents' reports: `landing/<scenario>` materializations name old hours that late nodes upload;
+- reconciliation: every few hours the whole bucket is listed, a bounded number of keys per tick,
+  resuming after the last complete hour, so an unreported old object is found at the latest then.
+
+A partition is requested when its digest differs from the one last requested, with the digest
+in the run key: racing or repeated ticks produce the same key, and Dagster launches it once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from orchestration.landing.objects import (
+    LandingObject,
+    ListedKey,
+    complete_objects,
+    digest,
+    hour_key,
+    hour_of_key,
+    list_hour,
+)
+
+CURSOR_VERSION = 1
+
+
+@dataclass
+class LandingCursor:
+    """The sensor's cursor, stored as JSON."""
+
+    report_storage_id: int = 0  # last landing materialization event already looked at
+    digests: dict[str, str] = field(default_factory=dict)  # partition key -> digest requested
+    scan_bucket: int = -1  # bucket index of the reconciliation in progress; -1 when idle
+    scan_after: str = ""  # reconciliation resumes after this key (end of a complete hour)
+    last_full_scan: float = 0.0  # when the last reconciliation finished (epoch seconds)
+
+    def to_json(self) -> str:
+        return json.dumps({"version": CURSOR_VERSION, **asdict(self)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> LandingCursor:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        if data.pop("version", None) != CURSOR_VERSION:
+            return cls()  # an unknown cursor shape: start over (bronze loads are idempotent)
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class PartitionChange:
+    partition_key: str
+    bucket: str
+    hour: datetime
+    digest: str
+    objects: int
+    found_by: str
+
+
+@dataclass
+class TickOutcome:
+    changes: list[PartitionChange]
+    cursor: LandingCursor
+    hours_listed: int = 0
+    keys_listed: int = 0
+    reports_seen: int = 0
+    reconciliation: str = "idle"
+
+    def summary(self) -> str:
+        return (
+            f"{self.hours_listed} hour prefix(es) listed, {self.keys_listed} keys, "
+            f"{self.reports_seen} new upload report(s), reconciliation {self.reconciliation}"
+        )
+
+
+@dataclass
+class LandingDiscovery:
+    """One bucket family (a scenario; regional: one bucket per region)."""
+
+    client: Any
+    buckets: list[str]
+    partition_key_for: Any  # (bucket, hour) -> partition key
+    lookback_hours: int = 3
+    full_scan_interval_hours: float = 6.0
+    max_keys_per_tick: int = 20_000
+    retention_days: int = 400
+
+    def recent_hours(self, now: datetime) -> list[datetime]:
+        top = now.replace(minute=0, second=0, microsecond=0)
+        # One hour ahead too: node clocks run fast, and their rows land in future hours.
+        return [top - timedelta(hours=h) for h in range(-1, self.lookback_hours + 1)]
+
+    def tick(
+        self,
+        cursor: LandingCursor,
+        reported: list[tuple[str, datetime]],
+        now: datetime | None = None,
+    ) -> TickOutcome:
+        now = now or datetime.now(UTC)
+        outcome = TickOutcome([], cursor)
+        candidates: dict[tuple[str, datetime], tuple[list[LandingObject], str]] = {}
+
+        for bucket in self.buckets:
+            for hour in self.recent_hours(now):
+                candidates[(bucket, hour)] = (list_hour(self.client, bucket, hour), "listing")
+                outcome.hours_listed += 1
+        outcome.reports_seen = len(reported)
+        for bucket, hour in reported:
+            if bucket in self.buckets and (bucket, hour) not in candidates:
+                candidates[(bucket, hour)] = (list_hour(self.client, bucket, hour), "report")
+                outcome.hours_listed += 1
+        for key, objects in self._reconcile(cursor, now.timestamp(), outcome).items():
+            candidates.setdefault(key, (objects, "reconciliation"))
+
+        for (bucket, hour), (objects, found_by) in sorted(candidates.items()):
+            if not objects:
+                continue
+            partition_key = self.partition_key_for(bucket, hour)
+            current = digest(objects)
+            if cursor.digests.get(partition_key) != current:
+                cursor.digests[partition_key] = current
+                outcome.changes.append(
+                    PartitionChange(partition_key, bucket, hour, current, len(objects), found_by)
+                )
+        self._prune(cursor, now)
+        return outcome
+
+    def _reconcile(
+        self, cursor: LandingCursor, now: float, outcome: TickOutcome
+    ) -> dict[tuple[str, datetime], list[LandingObject]]:
+        """List part of the whole family, ending on an hour boundary; resume next tick."""
+        if cursor.scan_bucket < 0:
+            if now - cursor.last_full_scan < self.full_scan_interval_hours * 3600:
+                return {}
+            cursor.scan_bucket, cursor.scan_after = 0, ""
+        found: dict[tuple[str, datetime], list[LandingObject]] = {}
+        budget = self.max_keys_per_tick
+        while cursor.scan_bucket < len(self.buckets) and budget > 0:
+            bucket = self.buckets[cursor.scan_bucket]
+            by_hour: dict[datetime, list[ListedKey]] = defaultdict(list)
+            finished, last_key = self._scan_bucket(bucket, cursor.scan_after, budget, by_hour)
+            listed = sum(len(keys) for keys in by_hour.values())
+            budget -= listed
+            outcome.keys_listed += listed
+            hours = sorted(by_hour)
+            if not finished and len(hours) > 1:
+                # The last hour may continue on the next page: relist it next tick.
+                partial = hours.pop()
+                last_key = max(k.key for k in by_hour[hours[-1]])
+                del by_hour[partial]
+            for hour in hours:
+                found[(bucket, hour)] = complete_objects(bucket, by_hour[hour])
+            if finished:
+                cursor.scan_bucket, cursor.scan_after = cursor.scan_bucket + 1, ""
+            else:
+                cursor.scan_after = last_key
+        if cursor.scan_bucket >= len(self.buckets):
+            cursor.scan_bucket, cursor.scan_after, cursor.last_full_scan = -1, "", now
+            outcome.reconciliation = "finished a full pass"
+        else:
+            outcome.reconciliation = (
+                f"in progress ({self.buckets[cursor.scan_bucket]} after {cursor.scan_after!r})"
+            )
+        return found
+
+    def _scan_bucket(
+        self, bucket: str, start_after: str, budget: int, by_hour: dict[datetime, list[ListedKey]]
+    ) -> tuple[bool, str]:
+        """Pages in key order until the budget is spent (never stopping inside one hour)."""
+        params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": 1000}
+        if start_after:
+            params["StartAfter"] = start_after
+        listed, last_key, first_hour = 0, start_after, None
+        while True:
+            page = self.client.list_objects_v2(**params)
+            for obj in page.get("Contents", []):
+                hour = hour_of_key(obj["Key"])
+                last_key = obj["Key"]
+                if hour is None:
+                    continue
+                first_hour = first_hour or hour
+                by_hour[hour].append(ListedKey(obj["Key"], obj["ETag"].strip('"'), obj["Size"]))
+                listed += 1
+            if not page.get("IsTruncated"):
+                return True, last_key
+            if listed >= budget and len(by_hour) > 1:
+                return False, last_key
+            params["ContinuationToken"] = page["NextContinuationToken"]
+
+    def _prune(self, cursor: LandingCursor, now: datetime) -> None:
+        oldest = hour_key(now - timedelta(days=self.retention_days))
+        for key in [k for k in cursor.digests if k.split("|")[0] < oldest]:
+            del cursor.digests[key]

@@ -1,0 +1,252 @@
+"""Loading bronze partitions into DuckDB: verify, reconcile schemas, replace partitions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from orchestration.bronze.objects import QuarantinedObject, VerifiedObject, fetch_all
+from orchestration.bronze.schema import (
+    RESCUED_COLUMN,
+    NewColumnsRefused,
+    SchemaConflict,
+    SchemaMode,
+    fingerprint,
+    reconcile,
+)
+from orchestration.landing.objects import LandingObject, list_hour
+from orchestration.warehouse import quote, table_exists
+
+LINEAGE_COLUMNS = (
+    "_source_object",
+    "_node_id",
+    "_region",
+    "_batch_id",
+    "_partition_hour",
+    "_ingested_at",
+)
+BOOKKEEPING_DDL = (
+    """CREATE TABLE IF NOT EXISTS _bronze_loads (
+        table_name VARCHAR, partition_key VARCHAR, object_uri VARCHAR, etag VARCHAR,
+        sha256 VARCHAR, row_count BIGINT, schema_fingerprint VARCHAR,
+        loaded_at TIMESTAMPTZ, run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS _bronze_quarantine (
+        table_name VARCHAR, partition_key VARCHAR, object_uri VARCHAR, reason VARCHAR,
+        detected_at TIMESTAMPTZ, run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS _schema_versions (
+        table_name VARCHAR, version INTEGER, fingerprint VARCHAR, columns VARCHAR,
+        change VARCHAR, mode VARCHAR, recorded_at TIMESTAMPTZ, run_id VARCHAR)""",
+)
+
+
+@dataclass(frozen=True)
+class PartitionTarget:
+    partition_key: str
+    hour: datetime
+    bucket: str
+    region: str | None = None  # regional bronze is also split by region
+
+
+@dataclass
+class BronzeLoad:
+    rows: int = 0
+    objects: int = 0
+    bytes: int = 0
+    rescued_rows: int = 0
+    quarantined: list[QuarantinedObject] = field(default_factory=list)
+    rows_per_partition: dict[str, int] = field(default_factory=dict)
+    schema_version: int = 0
+    schema: pa.Schema | None = None
+    added_columns: list[str] = field(default_factory=list)
+
+
+class TooManyFiles(Exception):
+    pass
+
+
+def _data_schema(conn: duckdb.DuckDBPyConnection, table: str) -> pa.Schema | None:
+    if not table_exists(conn, table):
+        return None
+    schema = conn.execute(f"SELECT * FROM {quote(table)} LIMIT 0").fetch_arrow_table().schema
+    hidden = {*LINEAGE_COLUMNS, RESCUED_COLUMN}
+    return pa.schema([f for f in schema if f.name not in hidden])
+
+
+def _lineage(verified: VerifiedObject, target: PartitionTarget, ingested_at: datetime) -> dict:
+    sidecar = verified.sidecar
+    return {
+        "_source_object": verified.obj.uri,
+        "_node_id": sidecar.get("node_id"),
+        "_region": target.region or sidecar.get("region"),
+        "_batch_id": sidecar.get("batch_id"),
+        "_partition_hour": target.hour,
+        "_ingested_at": ingested_at,
+    }
+
+
+def _with_lineage(table: pa.Table, values: dict[str, Any]) -> pa.Table:
+    types = {
+        "_partition_hour": pa.timestamp("us", "UTC"),
+        "_ingested_at": pa.timestamp("us", "UTC"),
+    }
+    for name in LINEAGE_COLUMNS:
+        table = table.append_column(
+            name, pa.array([values[name]] * table.num_rows, types.get(name, pa.string()))
+        )
+    return table
+
+
+def load_bronze(
+    conn: duckdb.DuckDBPyConnection,
+    *,
+    client: Any,
+    table: str,
+    targets: list[PartitionTarget],
+    mode: SchemaMode,
+    run_id: str,
+    max_files: int,
+) -> BronzeLoad:
+    """Replace each target partition with every verified object of its hour; one transaction."""
+    for ddl in BOOKKEEPING_DDL:
+        conn.execute(ddl)
+    listed: list[tuple[PartitionTarget, LandingObject]] = [
+        (t, obj) for t in targets for obj in list_hour(client, t.bucket, t.hour)
+    ]
+    if len(listed) > max_files:
+        raise TooManyFiles(
+            f"{len(listed)} objects in {len(targets)} partition(s) exceed this environment's "
+            f"max_files_per_run ({max_files}); backfill a smaller range"
+        )
+    fetched = fetch_all(client, [obj for _, obj in listed])
+    ingested_at = datetime.now(UTC)
+    result = BronzeLoad(rows_per_partition={t.partition_key: 0 for t in targets})
+    current = _data_schema(conn, table)
+    before = fingerprint(current) if current is not None else None
+    parts: list[pa.Table] = []
+    manifest: list[tuple[Any, ...]] = []
+    for (target, obj), outcome in zip(listed, fetched, strict=True):
+        if isinstance(outcome, QuarantinedObject):
+            result.quarantined.append(outcome)
+            continue
+        try:
+            reconciled = reconcile(current, outcome.table, mode)
+        except SchemaConflict as exc:
+            result.quarantined.append(QuarantinedObject(obj, f"schema cannot be reconciled: {exc}"))
+            continue
+        except NewColumnsRefused as exc:
+            raise NewColumnsRefused(f"{exc} in {obj.uri} (schema mode failOnNewColumns)") from exc
+        current = reconciled.schema
+        result.added_columns += [f.name for f in reconciled.added if before is not None]
+        result.rescued_rows += reconciled.rescued_rows
+        parts.append(_with_lineage(reconciled.table, _lineage(outcome, target, ingested_at)))
+        result.rows += outcome.table.num_rows
+        result.objects += 1
+        result.bytes += outcome.size
+        result.rows_per_partition[target.partition_key] += outcome.table.num_rows
+        manifest.append(
+            (table, target.partition_key, obj.uri, obj.etag, outcome.sidecar["content_sha256"],
+             outcome.table.num_rows, fingerprint(outcome.table.schema), ingested_at, run_id)
+        )  # fmt: skip
+    quarantine_of = {obj.uri: t.partition_key for t, obj in listed}
+    batch = pa.concat_tables(parts, promote_options="default") if parts else None
+    result.schema = current
+
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        if batch is not None:
+            _create_or_evolve(conn, table, batch)
+        for target in targets:
+            where, params = _partition_predicate(target)
+            if table_exists(conn, table):
+                conn.execute(f"DELETE FROM {quote(table)} WHERE {where}", params)
+            conn.execute(
+                "DELETE FROM _bronze_loads WHERE table_name = ? AND partition_key = ?",
+                [table, target.partition_key],
+            )
+            conn.execute(
+                "DELETE FROM _bronze_quarantine WHERE table_name = ? AND partition_key = ?",
+                [table, target.partition_key],
+            )
+        if batch is not None:
+            conn.register("bronze_batch", batch)
+            conn.execute(f"INSERT INTO {quote(table)} BY NAME SELECT * FROM bronze_batch")
+            conn.unregister("bronze_batch")
+        if manifest:
+            conn.executemany(
+                "INSERT INTO _bronze_loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", manifest
+            )
+        for q in result.quarantined:
+            conn.execute(
+                "INSERT INTO _bronze_quarantine VALUES (?, ?, ?, ?, ?, ?)",
+                [table, quarantine_of[q.obj.uri], q.obj.uri, q.reason, ingested_at, run_id],
+            )
+        result.schema_version = _record_schema_version(conn, table, current, mode, run_id, before)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _partition_predicate(target: PartitionTarget) -> tuple[str, list[Any]]:
+    if target.region is None:
+        return "_partition_hour = ?", [target.hour]
+    return "_partition_hour = ? AND _region = ?", [target.hour, target.region]
+
+
+def _create_or_evolve(conn: duckdb.DuckDBPyConnection, table: str, batch: pa.Table) -> None:
+    conn.register("bronze_schema", batch.slice(0, 0))
+    try:
+        if not table_exists(conn, table):
+            conn.execute(f"CREATE TABLE {quote(table)} AS SELECT * FROM bronze_schema")
+            return
+        existing = {row[0] for row in conn.execute(f"DESCRIBE {quote(table)}").fetchall()}
+        for name, duck_type, *_ in conn.execute("DESCRIBE SELECT * FROM bronze_schema").fetchall():
+            if name not in existing:
+                conn.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {duck_type}")
+    finally:
+        conn.unregister("bronze_schema")
+
+
+def _record_schema_version(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    schema: pa.Schema | None,
+    mode: str,
+    run_id: str,
+    before: str | None,
+) -> int:
+    last = conn.execute(
+        "SELECT version, fingerprint FROM _schema_versions WHERE table_name = ? "
+        "ORDER BY version DESC LIMIT 1",
+        [table],
+    ).fetchone()
+    if schema is None:
+        return int(last[0]) if last else 0
+    current = fingerprint(schema)
+    if last and last[1] == current:
+        return int(last[0])
+    version = (int(last[0]) if last else 0) + 1
+    if last is None:
+        change = "created"
+    else:
+        change = "columns changed"
+    columns = json.dumps([{"name": f.name, "type": str(f.type)} for f in schema])
+    conn.execute(
+        "INSERT INTO _schema_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [table, version, current, columns, change, mode, datetime.now(UTC), run_id],
+    )
+    return version
+
+
+def schema_history(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT version, change, mode, recorded_at, columns FROM _schema_versions "
+        "WHERE table_name = ? ORDER BY version",
+        [table],
+    ).fetchall()

@@ -1,0 +1,72 @@
+"""Fetching landing objects for bronze: download, verify against the sidecar, or quarantine."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orchestration.landing.objects import LandingObject
+
+
+@dataclass
+class VerifiedObject:
+    obj: LandingObject
+    sidecar: dict[str, Any]
+    table: pa.Table
+    size: int
+
+
+@dataclass
+class QuarantinedObject:
+    obj: LandingObject
+    reason: str
+
+
+def fetch(client: Any, obj: LandingObject) -> VerifiedObject | QuarantinedObject:
+    """The object's rows, if its bytes, checksum, Parquet and row count all agree."""
+    try:
+        body = client.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
+        raw_sidecar = client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key)["Body"].read()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        return QuarantinedObject(obj, f"could not be read from S3 ({code})")
+    except BotoCoreError as exc:
+        return QuarantinedObject(obj, f"could not be read from S3 ({type(exc).__name__})")
+    try:
+        sidecar = json.loads(raw_sidecar)
+    except ValueError:
+        return QuarantinedObject(obj, "metadata sidecar is not valid JSON")
+    checksum = hashlib.sha256(body).hexdigest()
+    if checksum != sidecar.get("content_sha256"):
+        return QuarantinedObject(
+            obj,
+            f"checksum mismatch: object sha256 {checksum[:12]}…, metadata says "
+            f"{str(sidecar.get('content_sha256'))[:12]}…",
+        )
+    try:
+        table = pq.read_table(io.BytesIO(body))
+    except (pa.ArrowInvalid, OSError) as exc:
+        return QuarantinedObject(obj, f"unreadable Parquet: {str(exc).splitlines()[0][:200]}")
+    if table.num_rows != sidecar.get("row_count"):
+        return QuarantinedObject(
+            obj,
+            f"row count mismatch: object has {table.num_rows}, metadata says "
+            f"{sidecar.get('row_count')}",
+        )
+    return VerifiedObject(obj, sidecar, table, len(body))
+
+
+def fetch_all(
+    client: Any, objects: list[LandingObject], threads: int = 8
+) -> list[VerifiedObject | QuarantinedObject]:
+    """In key order; downloads overlap, so S3 latency is paid once per batch of objects."""
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda o: fetch(client, o), objects))

@@ -1,0 +1,83 @@
+"""The DuckDB warehouse: one file per environment, tables `{catalog}.{schema}.{layer}_{entity}`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from orchestration.settings import EnvironmentSettings, environment_settings
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class Warehouse(dg.ConfigurableResource):
+    """DuckDB file under DAGSTER_HOME by default; one writer at a time (the `warehouse` pool)."""
+
+    database_path: str | None = None
+    environment: str | None = None  # dev | staging | prod; LAKEHOUSE_ENV when unset
+    lock_timeout_seconds: float = 120.0
+
+    def settings(self) -> EnvironmentSettings:
+        return environment_settings(self.environment)
+
+    def path(self) -> Path:
+        if self.database_path:
+            return Path(self.database_path)
+        home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / "dagster_home")
+        return home / f"warehouse_{self.settings().name}.duckdb"
+
+    def table(self, layer: str, entity: str) -> str:
+        """Quoted, fully qualified name for SQL."""
+        s = self.settings()
+        return f"{quote(s.catalog)}.{quote(s.schema)}.{quote(f'{layer}_{entity}')}"
+
+    def display_name(self, layer: str, entity: str) -> str:
+        return self.settings().table_name(layer, entity)
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with the catalog attached and the schema current, in UTC."""
+        s = self.settings()
+        path = self.path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = duckdb.connect(":memory:")
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        while True:
+            try:
+                mode = " (READ_ONLY)" if read_only else ""
+                conn.execute(f"ATTACH '{_literal(str(path))}' AS {quote(s.catalog)}{mode}")
+                break
+            except duckdb.IOException as exc:  # another process holds the write lock
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.5)
+        try:
+            conn.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(s.catalog)}.{quote(s.schema)}")
+            conn.execute(f"USE {quote(s.catalog)}.{quote(s.schema)}")
+            yield conn
+        finally:
+            conn.close()
+
+
+def _literal(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+        "AND table_schema = current_schema() AND table_catalog = current_database()",
+        [name],
+    ).fetchone()
+    return bool(row and row[0])
