@@ -5,16 +5,29 @@ import dagster as dg
 from orchestration.bronze.assets import bronze_assets
 from orchestration.bronze.sensors import landing_sensors
 from orchestration.fleet.assets import edge_demo_job, edge_fleet
+from orchestration.gold.assets import gold_assets
 from orchestration.landing.assets import landing_assets
+from orchestration.maintenance.compaction import daily_compaction_job, daily_compaction_schedule
 from orchestration.resources import LandingZone
+from orchestration.schedules import (
+    lakehouse_hourly_job,
+    lakehouse_hourly_schedule,
+    landing_freshness_checks,
+    landing_freshness_sensor,
+    regional_bronze_job,
+    regional_bronze_schedule,
+)
+from orchestration.silver.assets import silver_sensor_readings
 from orchestration.warehouse import Warehouse
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[*landing_assets, edge_fleet, *bronze_assets],
-        jobs=[edge_demo_job],
-        sensors=landing_sensors,
+        assets=[*landing_assets, edge_fleet, *bronze_assets, silver_sensor_readings, *gold_assets],
+        asset_checks=landing_freshness_checks,
+        jobs=[edge_demo_job, lakehouse_hourly_job, regional_bronze_job, daily_compaction_job],
+        schedules=[lakehouse_hourly_schedule, regional_bronze_schedule, daily_compaction_schedule],
+        sensors=[*landing_sensors, landing_freshness_sensor],
         resources={
             "landing": LandingZone(),
             "warehouse": Warehouse(),

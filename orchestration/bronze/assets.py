@@ -8,9 +8,9 @@ from pydantic import Field
 from edge_agent.naming import SCENARIOS
 from orchestration.bronze.loader import (
     BronzeLoad,
-    NewColumnsRefused,
+    NewColumnsRefusedError,
     PartitionTarget,
-    TooManyFiles,
+    TooManyFilesError,
     load_bronze,
     schema_history,
 )
@@ -66,7 +66,7 @@ def _metadata(load: BronzeLoad, name: str, history: list[tuple], preview: str) -
     }
 
 
-def _preview(conn, table: str, targets: list[PartitionTarget]) -> str:  # noqa: ANN001
+def _preview(conn, table: str, targets: list[PartitionTarget]) -> str:
     if not targets:
         return ""
     try:
@@ -74,7 +74,7 @@ def _preview(conn, table: str, targets: list[PartitionTarget]) -> str:  # noqa: 
             f'SELECT * EXCLUDE ("_rescued_data") FROM "{table}" WHERE _partition_hour = ? LIMIT 5',
             [targets[0].hour],
         ).fetch_arrow_table()
-    except Exception:  # noqa: BLE001 - a preview never fails a load
+    except Exception:
         return ""
     names = frame.column_names[:8]
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
@@ -126,7 +126,7 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                     run_id=context.run_id,
                     max_files=warehouse.settings().max_files_per_run,
                 )
-            except (NewColumnsRefused, TooManyFiles) as exc:
+            except (NewColumnsRefusedError, TooManyFilesError) as exc:
                 raise dg.Failure(description=str(exc)) from exc
             history = schema_history(conn, table)
             preview = _preview(conn, table, targets)

@@ -13,8 +13,8 @@ import pyarrow as pa
 from orchestration.bronze.objects import QuarantinedObject, VerifiedObject, fetch_all
 from orchestration.bronze.schema import (
     RESCUED_COLUMN,
-    NewColumnsRefused,
-    SchemaConflict,
+    NewColumnsRefusedError,
+    SchemaConflictError,
     SchemaMode,
     fingerprint,
     reconcile,
@@ -65,7 +65,7 @@ class BronzeLoad:
     added_columns: list[str] = field(default_factory=list)
 
 
-class TooManyFiles(Exception):
+class TooManyFilesError(Exception):
     pass
 
 
@@ -118,7 +118,7 @@ def load_bronze(
         (t, obj) for t in targets for obj in list_hour(client, t.bucket, t.hour)
     ]
     if len(listed) > max_files:
-        raise TooManyFiles(
+        raise TooManyFilesError(
             f"{len(listed)} objects in {len(targets)} partition(s) exceed this environment's "
             f"max_files_per_run ({max_files}); backfill a smaller range"
         )
@@ -135,11 +135,13 @@ def load_bronze(
             continue
         try:
             reconciled = reconcile(current, outcome.table, mode)
-        except SchemaConflict as exc:
+        except SchemaConflictError as exc:
             result.quarantined.append(QuarantinedObject(obj, f"schema cannot be reconciled: {exc}"))
             continue
-        except NewColumnsRefused as exc:
-            raise NewColumnsRefused(f"{exc} in {obj.uri} (schema mode failOnNewColumns)") from exc
+        except NewColumnsRefusedError as exc:
+            raise NewColumnsRefusedError(
+                f"{exc} in {obj.uri} (schema mode failOnNewColumns)"
+            ) from exc
         current = reconciled.schema
         result.added_columns += [f.name for f in reconciled.added if before is not None]
         result.rescued_rows += reconciled.rescued_rows
@@ -232,10 +234,26 @@ def _record_schema_version(
     if last and last[1] == current:
         return int(last[0])
     version = (int(last[0]) if last else 0) + 1
-    if last is None:
-        change = "created"
-    else:
-        change = "columns changed"
+    change = "created"
+    if last is not None:
+        previous = conn.execute(
+            "SELECT columns FROM _schema_versions WHERE table_name = ? AND version = ?",
+            [table, last[0]],
+        ).fetchone()
+        old_names = {c["name"] for c in json.loads(previous[0])} if previous else set()
+        added = [f.name for f in schema if f.name not in old_names]
+        removed = sorted(old_names - set(schema.names))
+        change = (
+            "; ".join(
+                part
+                for part in (
+                    f"added {', '.join(added)}" if added else "",
+                    f"removed {', '.join(removed)}" if removed else "",
+                )
+                if part
+            )
+            or "column types changed"
+        )
     columns = json.dumps([{"name": f.name, "type": str(f.type)} for f in schema])
     conn.execute(
         "INSERT INTO _schema_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -14,11 +14,11 @@ SCHEMA_MODES: tuple[SchemaMode, ...] = ("addNewColumns", "rescue", "failOnNewCol
 RESCUED_COLUMN = "_rescued_data"
 
 
-class SchemaConflict(Exception):
+class SchemaConflictError(Exception):
     """This object cannot be reconciled with the table: quarantine it, load the rest."""
 
 
-class NewColumnsRefused(Exception):
+class NewColumnsRefusedError(Exception):
     """failOnNewColumns saw new columns: the load stops until the schema is accepted."""
 
 
@@ -37,7 +37,7 @@ def reconcile(current: pa.Schema | None, incoming: pa.Table, mode: SchemaMode) -
     known = set(current.names)
     new_fields = [f for f in incoming.schema if f.name not in known]
     if new_fields and mode == "failOnNewColumns":
-        raise NewColumnsRefused(
+        raise NewColumnsRefusedError(
             "new column(s) " + ", ".join(f"{f.name} ({f.type})" for f in new_fields)
         )
     schema = current
@@ -60,7 +60,7 @@ def reconcile(current: pa.Schema | None, incoming: pa.Table, mode: SchemaMode) -
                 column = pc.cast(column, target.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 if mode != "rescue":
-                    raise SchemaConflict(
+                    raise SchemaConflictError(
                         f"column {target.name} is {column.type}, the table has {target.type}"
                     ) from exc
                 rescued[target.name] = column

@@ -1,0 +1,166 @@
+"""`gold/*`: hourly statistics, anomalies, fleet health and the cross-region readings view."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from orchestration.gold.tables import GOLD_TABLES, GoldTable
+from orchestration.landing.objects import partition_hour
+from orchestration.partitions import hourly_partitions
+from orchestration.silver.assets import SILVER_TABLE
+from orchestration.warehouse import Warehouse, quote, table_exists
+
+SILVER_KEY = dg.AssetKey(["silver", "sensor_readings"])
+SILENT_CHECK = "no_silent_sensors"
+
+
+def _columns(conn, table: str) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, kind)
+            for name, kind, *_ in conn.execute(f"DESCRIBE {quote(table)}").fetchall()
+        ]
+    )
+
+
+def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["gold", spec.entity],
+        deps=[SILVER_KEY],
+        partitions_def=hourly_partitions,
+        group_name="gold",
+        kinds={"duckdb"},
+        pool="warehouse",
+        automation_condition=dg.AutomationCondition.eager(),
+        metadata={"partition_expr": "hour", "primary_key": ", ".join(spec.primary_key)},
+        description=spec.description,
+    )
+    def gold(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        table = f"gold_{spec.entity}"
+        hour = partition_hour(context.partition_key)
+        with warehouse.connect() as conn:
+            if not table_exists(conn, SILVER_TABLE):
+                raise dg.Failure(description=f"{SILVER_TABLE} does not exist yet")
+            conn.execute("BEGIN TRANSACTION")
+            if not table_exists(conn, table):
+                conn.execute(
+                    f"CREATE TABLE {quote(table)} AS {spec.select} LIMIT 0", {"hour": hour}
+                )
+            conn.execute(f"DELETE FROM {quote(table)} WHERE hour = ?", [hour])
+            conn.execute(f"INSERT INTO {quote(table)} BY NAME {spec.select}", {"hour": hour})
+            conn.execute("COMMIT")
+            rows = conn.execute(
+                f"SELECT count(*) FROM {quote(table)} WHERE hour = ?", [hour]
+            ).fetchone()[0]  # type: ignore[index]
+            schema = _columns(conn, table)
+        return dg.MaterializeResult(
+            metadata={
+                "table": warehouse.display_name("gold", spec.entity),
+                "dagster/row_count": int(rows),
+                "dagster/column_schema": schema,
+            }
+        )
+
+    return gold
+
+
+@dg.asset(
+    key=["gold", "fleet_health"],
+    deps=[SILVER_KEY],
+    group_name="gold",
+    kinds={"duckdb"},
+    pool="warehouse",
+    automation_condition=dg.AutomationCondition.eager(),
+    metadata={"primary_key": "node_id, sensor_id"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            SILENT_CHECK,
+            asset=dg.AssetKey(["gold", "fleet_health"]),
+            description="Warns, naming them, about sensors that stopped delivering.",
+        )
+    ],
+)
+def fleet_health(
+    context: dg.AssetExecutionContext, warehouse: Warehouse
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Last reading per node and sensor, readings in the last 24 h, and who went silent."""
+    silent_after = warehouse.settings().silent_after_hours
+    with warehouse.connect() as conn:
+        conn.execute(
+            "CREATE OR REPLACE TABLE gold_fleet_health AS SELECT node_id, sensor_id, "
+            "any_value(region) AS region, max(event_time) AS last_reading_at, "
+            "arg_max(temperature, event_time) AS last_temperature, "
+            "count(*) FILTER (WHERE event_time >= now() - INTERVAL 24 HOUR) AS readings_24h, "
+            f"CASE WHEN max(event_time) < now() - INTERVAL {int(silent_after)} HOUR "
+            "THEN 'silent' ELSE 'ok' END AS status "
+            f"FROM {SILVER_TABLE} GROUP BY node_id, sensor_id"
+        )
+        rows = conn.execute("SELECT count(*) FROM gold_fleet_health").fetchone()[0]  # type: ignore[index]
+        silent = conn.execute(
+            "SELECT node_id, sensor_id, last_reading_at FROM gold_fleet_health "
+            "WHERE status = 'silent' ORDER BY last_reading_at"
+        ).fetchall()
+        nodes = conn.execute("SELECT count(DISTINCT node_id) FROM gold_fleet_health").fetchone()[0]  # type: ignore[index]
+        schema = _columns(conn, "gold_fleet_health")
+    listing = "\n".join(f"| {n} | {s} | {str(t)[:19]} |" for n, s, t in silent[:50])
+    yield dg.AssetCheckResult(
+        check_name=SILENT_CHECK,
+        passed=not silent,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "silent_sensors": len(silent),
+            "silent_after_hours": silent_after,
+            "sensors": dg.MetadataValue.md(
+                "| node | sensor | last reading |\n|---|---|---|\n" + listing if silent else "none"
+            ),
+        },
+    )
+    context.log.info(f"{rows} sensors on {nodes} nodes, {len(silent)} silent")
+    yield dg.MaterializeResult(
+        metadata={
+            "table": warehouse.display_name("gold", "fleet_health"),
+            "dagster/row_count": int(rows),
+            "nodes": int(nodes),
+            "silent_sensors": len(silent),
+            "dagster/column_schema": schema,
+        }
+    )
+
+
+@dg.asset(
+    key=["gold", "readings_all_regions"],
+    deps=[SILVER_KEY],
+    group_name="gold",
+    kinds={"duckdb"},
+    pool="warehouse",
+    automation_condition=dg.AutomationCondition.on_missing(),
+    metadata={"primary_key": "sensor_id, event_time"},
+)
+def readings_all_regions(warehouse: Warehouse) -> dg.MaterializeResult:
+    """One view over every region's readings, for cross-region analytics."""
+    with warehouse.connect() as conn:
+        conn.execute(
+            "CREATE OR REPLACE VIEW gold_readings_all_regions AS SELECT region, node_id, "
+            "sensor_id, event_time, temperature, humidity, pressure, voltage, vibration, "
+            "anomaly_flag, anomaly_type, latitude, longitude, source_scenario "
+            f"FROM {SILVER_TABLE}"
+        )
+        by_region = dict(
+            conn.execute(
+                "SELECT region, count(*) FROM gold_readings_all_regions GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "view": warehouse.display_name("gold", "readings_all_regions"),
+            "rows_by_region": dg.MetadataValue.json(by_region),
+            "dagster/row_count": sum(by_region.values()),
+        }
+    )
+
+
+gold_assets = [
+    *(build_hourly_gold(spec) for spec in GOLD_TABLES),
+    fleet_health,
+    readings_all_regions,
+]

@@ -1,0 +1,68 @@
+"""The gold tables as data: primary key, description and the SQL that builds them from silver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_agent.scenarios import EmergencyThresholds
+
+METRICS = ("temperature", "humidity", "pressure", "voltage", "vibration")
+
+
+@dataclass(frozen=True)
+class GoldTable:
+    entity: str
+    primary_key: tuple[str, ...]
+    description: str
+    select: str  # over silver_sensor_readings; `$hour` is the partition hour when partitioned
+    partitioned: bool = True
+
+
+def _stats() -> str:
+    return ", ".join(
+        f"avg({m}) AS avg_{m}, min({m}) AS min_{m}, max({m}) AS max_{m}" for m in METRICS
+    )
+
+
+def _attention(t: EmergencyThresholds) -> str:
+    checks = [
+        "CASE WHEN anomaly_flag = 1 THEN 'anomaly:' || coalesce(anomaly_type, 'unknown') END",
+        *(
+            f"CASE WHEN {m} > {getattr(t, f'{m}_high')} THEN '{m}_high' "
+            f"WHEN {m} < {getattr(t, f'{m}_low')} THEN '{m}_low' END"
+            for m in ("temperature", "pressure", "voltage", "humidity")
+        ),
+    ]
+    return f"concat_ws(';', {', '.join(checks)})"
+
+
+GOLD_TABLES: tuple[GoldTable, ...] = (
+    GoldTable(
+        "sensor_hourly_stats",
+        ("sensor_id", "hour"),
+        "Per sensor and hour: readings, min/avg/max of each metric, anomaly rate.",
+        f"SELECT sensor_id, _partition_hour AS hour, any_value(node_id) AS node_id, "
+        f"any_value(region) AS region, count(*) AS readings, {_stats()}, "
+        "sum(coalesce(anomaly_flag, 0)) AS anomalies, "
+        "avg(coalesce(anomaly_flag, 0))::DOUBLE AS anomaly_rate "
+        "FROM silver_sensor_readings WHERE _partition_hour = $hour GROUP BY sensor_id, hour",
+    ),
+    GoldTable(
+        "region_hourly_stats",
+        ("region", "hour"),
+        "Per region and hour: readings, nodes, sensors, min/avg/max of each metric, anomaly rate.",
+        f"SELECT region, _partition_hour AS hour, count(*) AS readings, "
+        f"count(DISTINCT node_id) AS nodes, count(DISTINCT sensor_id) AS sensors, {_stats()}, "
+        "avg(coalesce(anomaly_flag, 0))::DOUBLE AS anomaly_rate "
+        "FROM silver_sensor_readings WHERE _partition_hour = $hour GROUP BY region, hour",
+    ),
+    GoldTable(
+        "anomalies",
+        ("sensor_id", "event_time"),
+        "Readings that need attention: flagged anomalies and emergency-threshold breaches.",
+        "SELECT * FROM (SELECT sensor_id, event_time, node_id, region, "
+        f"{_attention(EmergencyThresholds())} AS reason, anomaly_type, "
+        f"{', '.join(METRICS)}, latitude, longitude, source_scenario, _partition_hour AS hour "
+        "FROM silver_sensor_readings WHERE _partition_hour = $hour) WHERE reason <> ''",
+    ),
+)

@@ -1,0 +1,49 @@
+"""Wall-clock work: the hourly catch-up of every layer, per-scenario freshness checks."""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from edge_agent.naming import SCENARIOS
+from orchestration.partitions import REGIONS
+
+_HOURLY = dg.AssetSelection.groups("silver", "gold") - dg.AssetSelection.assets(
+    ["gold", "fleet_health"], ["gold", "readings_all_regions"]
+)
+
+lakehouse_hourly_job = dg.define_asset_job(
+    "lakehouse_hourly_job",
+    selection=dg.AssetSelection.assets(*[["bronze", s] for s in SCENARIOS if s != "regional"])
+    | _HOURLY,
+    description="Bronze (all scenarios but regional), silver and hourly gold for one hour.",
+)
+regional_bronze_job = dg.define_asset_job(
+    "regional_bronze_job", selection=dg.AssetSelection.assets(["bronze", "regional"])
+)
+
+# Catches up whatever the sensors missed; loads are partition replaces, so repeats are safe.
+lakehouse_hourly_schedule = dg.build_schedule_from_partitioned_job(
+    lakehouse_hourly_job, minute_of_hour=15, name="lakehouse_hourly_schedule"
+)
+
+
+@dg.schedule(job=regional_bronze_job, cron_schedule="20 * * * *", execution_timezone="UTC")
+def regional_bronze_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+    """The current hour of every region's bronze, each hour."""
+    hour = context.scheduled_execution_time.strftime("%Y-%m-%d-%H:00")
+    return [
+        dg.RunRequest(
+            run_key=f"{hour}|{region}",
+            partition_key=str(dg.MultiPartitionKey({"hour": hour, "region": region})),
+        )
+        for region in REGIONS
+    ]
+
+
+landing_freshness_checks = dg.build_last_update_freshness_checks(
+    assets=[dg.AssetKey(["landing", s]) for s in SCENARIOS],
+    lower_bound_delta=timedelta(hours=2),
+)
+landing_freshness_sensor = dg.build_sensor_for_freshness_checks(
+    freshness_checks=landing_freshness_checks, name="landing_freshness_sensor"
+)

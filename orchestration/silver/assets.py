@@ -1,0 +1,185 @@
+"""`silver/sensor_readings`: every scenario's bronze rows unified, deduplicated and checked."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import duckdb
+
+from edge_agent.naming import SCENARIOS
+from orchestration.landing.objects import partition_hour
+from orchestration.partitions import hourly_partitions
+from orchestration.silver.expectations import EXPECTATIONS, Expectation
+from orchestration.warehouse import Warehouse, quote, table_exists
+
+SILVER_TABLE = "silver_sensor_readings"
+# When the same reading arrives through several scenarios, keep the richest copy.
+SCENARIO_PRIORITY = {"schematized": 1, "raw": 2, "regional": 3, "emergency": 4, "filtered": 5}
+COLUMNS: tuple[tuple[str, str, str | None], ...] = (
+    # (silver column, DuckDB type, bronze column it comes from)
+    ("node_id", "VARCHAR", "_node_id"),
+    ("region", "VARCHAR", "_region"),
+    ("sensor_id", "VARCHAR", "sensor_id"),
+    ("event_time", "TIMESTAMPTZ", "timestamp"),
+    ("temperature", "DOUBLE", "temperature"),
+    ("humidity", "DOUBLE", "humidity"),
+    ("pressure", "DOUBLE", "pressure"),
+    ("vibration", "DOUBLE", "vibration"),
+    ("voltage", "DOUBLE", "voltage"),
+    ("status_code", "BIGINT", "status_code"),
+    ("anomaly_flag", "BIGINT", "anomaly_flag"),
+    ("anomaly_type", "VARCHAR", "anomaly_type"),
+    ("emergency_reason", "VARCHAR", "emergency_reason"),
+    ("firmware_version", "VARCHAR", "firmware_version"),
+    ("model", "VARCHAR", "model"),
+    ("manufacturer", "VARCHAR", "manufacturer"),
+    ("location", "VARCHAR", "location"),
+    ("latitude", "DOUBLE", "latitude"),
+    ("longitude", "DOUBLE", "longitude"),
+    ("sensor_type", "VARCHAR", "sensor_type"),
+    ("source_object", "VARCHAR", "_source_object"),
+    ("source_id", "BIGINT", "id"),
+    ("_partition_hour", "TIMESTAMPTZ", "_partition_hour"),
+)
+
+
+def _select_from(conn: duckdb.DuckDBPyConnection, scenario: str) -> str | None:
+    table = f"bronze_{scenario}"
+    if not table_exists(conn, table):
+        return None
+    present = {row[0] for row in conn.execute(f"DESCRIBE {quote(table)}").fetchall()}
+    exprs = [
+        f"TRY_CAST({quote(src)} AS {kind}) AS {quote(name)}"
+        if src in present
+        else f"CAST(NULL AS {kind}) AS {quote(name)}"
+        for name, kind, src in COLUMNS
+    ]
+    return (
+        f"SELECT {', '.join(exprs)}, '{scenario}' AS source_scenario, "
+        f"{SCENARIO_PRIORITY[scenario]} AS _priority FROM {quote(table)} "
+        "WHERE _partition_hour = $hour"
+    )
+
+
+def stage_silver(conn: duckdb.DuckDBPyConnection, hour: object) -> tuple[int, int]:
+    """Build `silver_stage` (deduplicated) for one hour; returns (rows in, duplicates removed)."""
+    selects = [s for s in (_select_from(conn, scenario) for scenario in SCENARIOS) if s]
+    if not selects:
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE silver_stage AS SELECT "
+            + ", ".join(f"CAST(NULL AS {kind}) AS {quote(n)}" for n, kind, _ in COLUMNS)
+            + ", CAST(NULL AS VARCHAR) AS source_scenario LIMIT 0"
+        )
+        return 0, 0
+    union = " UNION ALL ".join(selects)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE silver_all AS {union}", {"hour": hour})
+    rows_in = conn.execute("SELECT count(*) FROM silver_all").fetchone()[0]  # type: ignore[index]
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE silver_stage AS SELECT * EXCLUDE (_priority) FROM silver_all "
+        "QUALIFY row_number() OVER (PARTITION BY sensor_id, event_time "
+        "ORDER BY _priority, source_object, source_id) = 1"
+    )
+    kept = conn.execute("SELECT count(*) FROM silver_stage").fetchone()[0]  # type: ignore[index]
+    return int(rows_in), int(rows_in - kept)
+
+
+def violations(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    counts = ", ".join(
+        f"count_if(NOT coalesce({e.condition}, false)) AS {quote(e.name)}" for e in EXPECTATIONS
+    )
+    row = conn.execute(f"SELECT {counts} FROM silver_stage").fetchone()
+    return {e.name: int(v) for e, v in zip(EXPECTATIONS, row or (), strict=True)}
+
+
+def _check(e: Expectation, bad: int, rows: int) -> dg.AssetCheckResult:
+    severity = (
+        dg.AssetCheckSeverity.ERROR
+        if e.action == "expect_or_fail"
+        else (dg.AssetCheckSeverity.WARN)
+    )
+    metadata: dict[str, object] = {"action": e.action, "violations": bad, "rows_checked": rows}
+    if e.action == "expect_or_drop":
+        metadata["rows_dropped"] = bad
+    return dg.AssetCheckResult(
+        check_name=e.name, passed=bad == 0, severity=severity, metadata=metadata
+    )
+
+
+@dg.asset(
+    key=["silver", "sensor_readings"],
+    ins={
+        **{
+            f"bronze_{s}": dg.AssetIn(key=["bronze", s], dagster_type=dg.Nothing)
+            for s in SCENARIOS
+            if s != "regional"
+        },
+        "bronze_regional": dg.AssetIn(
+            key=["bronze", "regional"],
+            dagster_type=dg.Nothing,
+            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
+                partition_dimension_name="hour"
+            ),
+        ),
+    },
+    partitions_def=hourly_partitions,
+    group_name="silver",
+    kinds={"duckdb"},
+    pool="warehouse",
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            e.name,
+            asset=dg.AssetKey(["silver", "sensor_readings"]),
+            blocking=e.action == "expect_or_fail",
+            description=f"{e.action}: {e.description}",
+        )
+        for e in EXPECTATIONS
+    ],
+    metadata={"partition_expr": "_partition_hour", "primary_key": "sensor_id, event_time"},
+)
+def silver_sensor_readings(
+    context: dg.AssetExecutionContext, warehouse: Warehouse
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Sensor readings from every scenario, one row per sensor and event time, validated."""
+    hour = partition_hour(context.partition_key)
+    with warehouse.connect() as conn:
+        rows_in, duplicates = stage_silver(conn, hour)
+        counts = violations(conn)
+        rows = rows_in - duplicates
+        failed = [e for e in EXPECTATIONS if e.action == "expect_or_fail" and counts[e.name]]
+        if failed:
+            for e in EXPECTATIONS:
+                yield _check(e, counts[e.name], rows)
+            summary = ", ".join(f"{e.name}: {counts[e.name]} row(s)" for e in failed)
+            raise dg.Failure(
+                description=f"expect_or_fail violated ({summary}); silver {hour} left unchanged"
+            )
+        drops = [e.condition for e in EXPECTATIONS if e.action == "expect_or_drop"]
+        keep = " AND ".join(f"coalesce({c}, false)" for c in drops) or "true"
+        conn.execute("BEGIN TRANSACTION")
+        if not table_exists(conn, SILVER_TABLE):
+            conn.execute(f"CREATE TABLE {SILVER_TABLE} AS SELECT * FROM silver_stage LIMIT 0")
+        conn.execute(f"DELETE FROM {SILVER_TABLE} WHERE _partition_hour = ?", [hour])
+        conn.execute(f"INSERT INTO {SILVER_TABLE} BY NAME SELECT * FROM silver_stage WHERE {keep}")
+        conn.execute("COMMIT")
+        written = conn.execute(
+            f"SELECT count(*) FROM {SILVER_TABLE} WHERE _partition_hour = ?", [hour]
+        ).fetchone()[0]  # type: ignore[index]
+        by_scenario = dict(
+            conn.execute(
+                f"SELECT source_scenario, count(*) FROM {SILVER_TABLE} "
+                "WHERE _partition_hour = ? GROUP BY ALL ORDER BY ALL",
+                [hour],
+            ).fetchall()
+        )
+    for e in EXPECTATIONS:
+        yield _check(e, counts[e.name], rows)
+    yield dg.MaterializeResult(
+        metadata={
+            "table": warehouse.display_name("silver", "sensor_readings"),
+            "dagster/row_count": int(written),
+            "rows_from_bronze": rows_in,
+            "duplicates_removed": duplicates,
+            "rows_dropped_by_expectations": rows - int(written),
+            "rows_by_scenario": dg.MetadataValue.json(by_scenario),
+        }
+    )
