@@ -5,7 +5,6 @@ from collections.abc import Iterator
 import dagster as dg
 
 from orchestration.gold.tables import GOLD_TABLES, GoldTable
-from orchestration.landing.objects import partition_hour
 from orchestration.partitions import hourly_partitions
 from orchestration.silver.assets import SILVER_TABLE
 from orchestration.warehouse import Warehouse, quote, table_exists
@@ -33,24 +32,25 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
         pool="warehouse",
         automation_condition=dg.AutomationCondition.eager(),
         metadata={"partition_expr": "hour", "primary_key": ", ".join(spec.primary_key)},
+        backfill_policy=dg.BackfillPolicy.single_run(),
         description=spec.description,
     )
     def gold(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         table = f"gold_{spec.entity}"
-        hour = partition_hour(context.partition_key)
+        window = context.partition_time_window
+        params = {"start": window.start, "end": window.end}
+        bounds = [window.start, window.end]
         with warehouse.connect() as conn:
             if not table_exists(conn, SILVER_TABLE):
                 raise dg.Failure(description=f"{SILVER_TABLE} does not exist yet")
             conn.execute("BEGIN TRANSACTION")
             if not table_exists(conn, table):
-                conn.execute(
-                    f"CREATE TABLE {quote(table)} AS {spec.select} LIMIT 0", {"hour": hour}
-                )
-            conn.execute(f"DELETE FROM {quote(table)} WHERE hour = ?", [hour])
-            conn.execute(f"INSERT INTO {quote(table)} BY NAME {spec.select}", {"hour": hour})
+                conn.execute(f"CREATE TABLE {quote(table)} AS {spec.select} LIMIT 0", params)
+            conn.execute(f"DELETE FROM {quote(table)} WHERE hour >= ? AND hour < ?", bounds)
+            conn.execute(f"INSERT INTO {quote(table)} BY NAME {spec.select}", params)
             conn.execute("COMMIT")
             rows = conn.execute(
-                f"SELECT count(*) FROM {quote(table)} WHERE hour = ?", [hour]
+                f"SELECT count(*) FROM {quote(table)} WHERE hour >= ? AND hour < ?", bounds
             ).fetchone()[0]  # type: ignore[index]
             schema = _columns(conn, table)
         return dg.MaterializeResult(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from edge_agent.scenarios import EmergencyThresholds
 
 METRICS = ("temperature", "humidity", "pressure", "voltage", "vibration")
+WINDOW = "_partition_hour >= $start AND _partition_hour < $end"
 
 
 @dataclass(frozen=True)
@@ -14,7 +15,7 @@ class GoldTable:
     entity: str
     primary_key: tuple[str, ...]
     description: str
-    select: str  # over silver_sensor_readings; `$hour` is the partition hour when partitioned
+    select: str  # over silver_sensor_readings; `$start`/`$end` bound the hours
     partitioned: bool = True
 
 
@@ -45,7 +46,7 @@ GOLD_TABLES: tuple[GoldTable, ...] = (
         f"any_value(region) AS region, count(*) AS readings, {_stats()}, "
         "sum(coalesce(anomaly_flag, 0)) AS anomalies, "
         "avg(coalesce(anomaly_flag, 0))::DOUBLE AS anomaly_rate "
-        "FROM silver_sensor_readings WHERE _partition_hour = $hour GROUP BY sensor_id, hour",
+        f"FROM silver_sensor_readings WHERE {WINDOW} GROUP BY sensor_id, hour",
     ),
     GoldTable(
         "region_hourly_stats",
@@ -54,7 +55,7 @@ GOLD_TABLES: tuple[GoldTable, ...] = (
         f"SELECT region, _partition_hour AS hour, count(*) AS readings, "
         f"count(DISTINCT node_id) AS nodes, count(DISTINCT sensor_id) AS sensors, {_stats()}, "
         "avg(coalesce(anomaly_flag, 0))::DOUBLE AS anomaly_rate "
-        "FROM silver_sensor_readings WHERE _partition_hour = $hour GROUP BY region, hour",
+        f"FROM silver_sensor_readings WHERE {WINDOW} GROUP BY region, hour",
     ),
     GoldTable(
         "anomalies",
@@ -63,6 +64,6 @@ GOLD_TABLES: tuple[GoldTable, ...] = (
         "SELECT * FROM (SELECT sensor_id, event_time, node_id, region, "
         f"{_attention(EmergencyThresholds())} AS reason, anomaly_type, "
         f"{', '.join(METRICS)}, latitude, longitude, source_scenario, _partition_hour AS hour "
-        "FROM silver_sensor_readings WHERE _partition_hour = $hour) WHERE reason <> ''",
+        f"FROM silver_sensor_readings WHERE {WINDOW}) WHERE reason <> ''",
     ),
 )

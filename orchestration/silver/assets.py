@@ -6,7 +6,6 @@ import dagster as dg
 import duckdb
 
 from edge_agent.naming import SCENARIOS
-from orchestration.landing.objects import partition_hour
 from orchestration.partitions import hourly_partitions
 from orchestration.silver.expectations import EXPECTATIONS, Expectation
 from orchestration.warehouse import Warehouse, quote, table_exists
@@ -56,12 +55,12 @@ def _select_from(conn: duckdb.DuckDBPyConnection, scenario: str) -> str | None:
     return (
         f"SELECT {', '.join(exprs)}, '{scenario}' AS source_scenario, "
         f"{SCENARIO_PRIORITY[scenario]} AS _priority FROM {quote(table)} "
-        "WHERE _partition_hour = $hour"
+        "WHERE _partition_hour >= $start AND _partition_hour < $end"
     )
 
 
-def stage_silver(conn: duckdb.DuckDBPyConnection, hour: object) -> tuple[int, int]:
-    """Build `silver_stage` (deduplicated) for one hour; returns (rows in, duplicates removed)."""
+def stage_silver(conn: duckdb.DuckDBPyConnection, start: object, end: object) -> tuple[int, int]:
+    """Build `silver_stage` (deduplicated) for [start, end); returns (rows in, duplicates)."""
     selects = [s for s in (_select_from(conn, scenario) for scenario in SCENARIOS) if s]
     if not selects:
         conn.execute(
@@ -71,7 +70,9 @@ def stage_silver(conn: duckdb.DuckDBPyConnection, hour: object) -> tuple[int, in
         )
         return 0, 0
     union = " UNION ALL ".join(selects)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE silver_all AS {union}", {"hour": hour})
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE silver_all AS {union}", {"start": start, "end": end}
+    )
     rows_in = conn.execute("SELECT count(*) FROM silver_all").fetchone()[0]  # type: ignore[index]
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE silver_stage AS SELECT * EXCLUDE (_priority) FROM silver_all "
@@ -135,14 +136,16 @@ def _check(e: Expectation, bad: int, rows: int) -> dg.AssetCheckResult:
         for e in EXPECTATIONS
     ],
     metadata={"partition_expr": "_partition_hour", "primary_key": "sensor_id, event_time"},
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def silver_sensor_readings(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Sensor readings from every scenario, one row per sensor and event time, validated."""
-    hour = partition_hour(context.partition_key)
+    start, end = context.partition_time_window
+    window = "_partition_hour >= ? AND _partition_hour < ?"
     with warehouse.connect() as conn:
-        rows_in, duplicates = stage_silver(conn, hour)
+        rows_in, duplicates = stage_silver(conn, start, end)
         counts = violations(conn)
         rows = rows_in - duplicates
         failed = [e for e in EXPECTATIONS if e.action == "expect_or_fail" and counts[e.name]]
@@ -151,24 +154,24 @@ def silver_sensor_readings(
                 yield _check(e, counts[e.name], rows)
             summary = ", ".join(f"{e.name}: {counts[e.name]} row(s)" for e in failed)
             raise dg.Failure(
-                description=f"expect_or_fail violated ({summary}); silver {hour} left unchanged"
+                description=f"expect_or_fail violated ({summary}); silver {start}..{end} unchanged"
             )
         drops = [e.condition for e in EXPECTATIONS if e.action == "expect_or_drop"]
         keep = " AND ".join(f"coalesce({c}, false)" for c in drops) or "true"
         conn.execute("BEGIN TRANSACTION")
         if not table_exists(conn, SILVER_TABLE):
             conn.execute(f"CREATE TABLE {SILVER_TABLE} AS SELECT * FROM silver_stage LIMIT 0")
-        conn.execute(f"DELETE FROM {SILVER_TABLE} WHERE _partition_hour = ?", [hour])
+        conn.execute(f"DELETE FROM {SILVER_TABLE} WHERE {window}", [start, end])
         conn.execute(f"INSERT INTO {SILVER_TABLE} BY NAME SELECT * FROM silver_stage WHERE {keep}")
         conn.execute("COMMIT")
         written = conn.execute(
-            f"SELECT count(*) FROM {SILVER_TABLE} WHERE _partition_hour = ?", [hour]
+            f"SELECT count(*) FROM {SILVER_TABLE} WHERE {window}", [start, end]
         ).fetchone()[0]  # type: ignore[index]
         by_scenario = dict(
             conn.execute(
                 f"SELECT source_scenario, count(*) FROM {SILVER_TABLE} "
-                "WHERE _partition_hour = ? GROUP BY ALL ORDER BY ALL",
-                [hour],
+                f"WHERE {window} GROUP BY ALL ORDER BY ALL",
+                [start, end],
             ).fetchall()
         )
     for e in EXPECTATIONS:
