@@ -73,7 +73,7 @@ def _preview(conn, table: str, targets: list[PartitionTarget]) -> str:
         frame = conn.execute(
             f'SELECT * EXCLUDE ("_rescued_data") FROM "{table}" WHERE _partition_hour = ? LIMIT 5',
             [targets[0].hour],
-        ).fetch_arrow_table()
+        ).to_arrow_table()
     except Exception:
         return ""
     names = frame.column_names[:8]
@@ -123,7 +123,7 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                     table=table,
                     targets=targets,
                     mode=config.schema_mode,
-                    run_id=context.run_id,
+                    run_id=context.run.run_id,
                     max_files=warehouse.settings().max_files_per_run,
                 )
             except (NewColumnsRefusedError, TooManyFilesError) as exc:

@@ -177,7 +177,7 @@ class LandingDiscovery:
         self, bucket: str, start_after: str, budget: int, by_hour: dict[datetime, list[ListedKey]]
     ) -> tuple[bool, str]:
         """Pages in key order until the budget is spent (never stopping inside one hour)."""
-        params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": 1000}
+        params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": max(1, min(1000, budget))}
         if start_after:
             params["StartAfter"] = start_after
         listed, last_key, first_hour = 0, start_after, None

@@ -72,7 +72,7 @@ class TooManyFilesError(Exception):
 def _data_schema(conn: duckdb.DuckDBPyConnection, table: str) -> pa.Schema | None:
     if not table_exists(conn, table):
         return None
-    schema = conn.execute(f"SELECT * FROM {quote(table)} LIMIT 0").fetch_arrow_table().schema
+    schema = conn.execute(f"SELECT * FROM {quote(table)} LIMIT 0").to_arrow_table().schema
     hidden = {*LINEAGE_COLUMNS, RESCUED_COLUMN}
     return pa.schema([f for f in schema if f.name not in hidden])
 
@@ -187,7 +187,8 @@ def load_bronze(
                 "INSERT INTO _bronze_quarantine VALUES (?, ?, ?, ?, ?, ?)",
                 [table, quarantine_of[q.obj.uri], q.obj.uri, q.reason, ingested_at, run_id],
             )
-        result.schema_version = _record_schema_version(conn, table, current, mode, run_id, before)
+        stored = _data_schema(conn, table)  # as DuckDB keeps it, so versions compare like with like
+        result.schema_version = _record_schema_version(conn, table, stored, mode, run_id, before)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -33,7 +33,13 @@ class Reconciled:
 def reconcile(current: pa.Schema | None, incoming: pa.Table, mode: SchemaMode) -> Reconciled:
     """Conform one object's rows to the table schema under `mode`, evolving it if allowed."""
     if current is None:
-        return Reconciled(_with_rescued(incoming, None), incoming.schema, list(incoming.schema))
+        # A column that is NULL throughout has no type yet; text is the one that fits anything.
+        fields = [
+            f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in incoming.schema
+        ]
+        schema = pa.schema(fields)
+        first = incoming.cast(schema)
+        return Reconciled(_with_rescued(first, None), schema, list(schema))
     known = set(current.names)
     new_fields = [f for f in incoming.schema if f.name not in known]
     if new_fields and mode == "failOnNewColumns":

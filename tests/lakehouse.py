@@ -1,0 +1,100 @@
+"""Helpers for lakehouse tests: landing objects as the agent writes them, resources, runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from edge_agent.batches import encode_parquet
+from edge_agent.naming import data_object_key, sidecar_key
+from orchestration.resources import LandingZone
+from orchestration.warehouse import Warehouse
+
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def reading(i: int, hour: datetime, **overrides: Any) -> dict[str, Any]:
+    row = {
+        "id": i,
+        "timestamp": (hour + timedelta(seconds=i % 3600)).isoformat(),
+        "sensor_id": f"AMS_{i % 7:06d}",
+        "temperature": 61.0 + (i % 5) / 10,
+        "humidity": 3.0,
+        "pressure": 12.0,
+        "vibration": 1.5,
+        "voltage": 12.0,
+        "status_code": 0,
+        "anomaly_flag": 0,
+        "anomaly_type": None,
+        "latitude": 52.37,
+        "longitude": 4.9,
+    }
+    row.update(overrides)
+    return row
+
+
+def put_object(
+    s3: Any,
+    bucket: str,
+    hour: datetime,
+    rows: list[dict[str, Any]] | pa.Table,
+    *,
+    node: str = "n1",
+    batch: str = "b0000001-000000000001-000000000010",
+    region: str = "us-east-1",
+    body_override: bytes | None = None,
+    sidecar_overrides: dict[str, Any] | None = None,
+) -> str:
+    """A Parquet object and its sidecar, as `edge-agent upload` writes them; returns the URI."""
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
+    body = encode_parquet(table, "timestamp")
+    stored = body_override if body_override is not None else body
+    key = data_object_key(hour, node, batch)
+    sidecar = {
+        "node_id": node,
+        "region": region,
+        "batch_id": batch,
+        "row_count": table.num_rows,
+        "content_sha256": hashlib.sha256(stored).hexdigest(),
+        "object_key": key,
+        "metadata_key": sidecar_key(key),
+        **(sidecar_overrides or {}),
+    }
+    s3.put_object(Bucket=bucket, Key=key, Body=stored)
+    s3.put_object(Bucket=bucket, Key=sidecar_key(key), Body=json.dumps(sidecar).encode())
+    return f"s3://{bucket}/{key}"
+
+
+def hour_key(hour: datetime) -> str:
+    return f"{hour:%Y-%m-%d-%H}:00"
+
+
+def resources(prefix: str, endpoint: str, warehouse_path: Path) -> dict[str, Any]:
+    return {
+        "landing": LandingZone(bucket_prefix=prefix, endpoint_url=endpoint),
+        "warehouse": Warehouse(database_path=str(warehouse_path)),
+    }
+
+
+def materialize(
+    asset: Any,
+    partition_key: str | None,
+    res: dict[str, Any],
+    instance: dg.DagsterInstance,
+    run_config: dict[str, Any] | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [asset],
+        partition_key=partition_key,
+        resources=res,
+        instance=instance,
+        run_config=run_config or {},
+        raise_on_error=raise_on_error,
+    )

@@ -1,0 +1,184 @@
+"""Bronze loads: replace semantics, quarantine, schema evolution modes, retries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pytest
+
+from orchestration.bronze import loader
+from orchestration.bronze.assets import QUARANTINE_CHECK, build_bronze_asset
+from tests.conftest import OTHER_REGION, bucket
+from tests.lakehouse import NOW, hour_key, materialize, put_object, reading, resources
+
+bronze_raw = build_bronze_asset("raw")
+
+
+def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{path}' AS lakehouse (READ_ONLY)")
+        conn.execute("USE lakehouse.dev")
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def warehouse_path(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse.duckdb"
+
+
+def test_rematerializing_replaces_the_partition(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance
+) -> None:
+    raw = bucket(bucket_prefix, "raw")
+    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 11)])
+    res = resources(bucket_prefix, s3_env, warehouse_path)
+    for _ in range(2):
+        materialize(bronze_raw, hour_key(NOW), res, instance)
+    assert _rows(warehouse_path, "SELECT count(*), count(DISTINCT id) FROM bronze_raw") == [
+        (10, 10)
+    ]
+    lineage = _rows(warehouse_path, "SELECT DISTINCT _source_object, _node_id FROM bronze_raw")
+    assert lineage == [(f"s3://{raw}/year={NOW:%Y}/month={NOW:%m}/day={NOW:%d}/hour={NOW:%H}/n1/"
+                        "b0000001-000000000001-000000000010.parquet", "n1")]  # fmt: skip
+
+    # The agent redoes a batch with other content (rows were corrected at the source).
+    put_object(s3, raw, NOW, [reading(i, NOW, temperature=70.0) for i in range(1, 6)])
+    materialize(bronze_raw, hour_key(NOW), res, instance)
+    assert _rows(warehouse_path, "SELECT count(*), min(temperature) FROM bronze_raw") == [(5, 70.0)]
+
+
+def test_bad_objects_are_quarantined_and_named_the_rest_loads(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance
+) -> None:
+    raw = bucket(bucket_prefix, "raw")
+    rows = [reading(i, NOW) for i in range(1, 11)]
+    put_object(s3, raw, NOW, rows, node="good")
+    bad_sum = put_object(s3, raw, NOW, rows, node="checksum",
+                         sidecar_overrides={"content_sha256": "0" * 64})  # fmt: skip
+    bad_count = put_object(s3, raw, NOW, rows, node="count", sidecar_overrides={"row_count": 99})
+    truncated = put_object(s3, raw, NOW, rows, node="truncated", body_override=b"PAR1 not parquet")
+    result = materialize(bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path),
+                         instance)  # fmt: skip
+    assert _rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(10,)]
+    check = result.get_asset_check_evaluations()[0]
+    assert check.check_name == QUARANTINE_CHECK and not check.passed
+    named = check.metadata["objects"].value
+    for uri, reason in ((bad_sum, "checksum mismatch"), (bad_count, "row count mismatch"),
+                        (truncated, "unreadable Parquet")):  # fmt: skip
+        assert uri in named and reason in named
+    reasons = dict(_rows(warehouse_path, "SELECT object_uri, reason FROM _bronze_quarantine"))
+    assert set(reasons) == {bad_sum, bad_count, truncated}
+
+
+def _drift(s3: Any, prefix: str) -> None:
+    raw = bucket(prefix, "raw")
+    earlier = NOW - timedelta(hours=1)
+    put_object(s3, raw, earlier, [reading(i, earlier) for i in range(1, 6)])
+    put_object(s3, raw, NOW, [reading(i, NOW, co2_ppm=400.0 + i) for i in range(6, 11)], node="new")
+
+
+@pytest.mark.parametrize("mode", ["addNewColumns", "rescue", "failOnNewColumns", "none"])
+def test_schema_drift_in_each_mode(
+    mode: str, s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path,
+    instance: dg.DagsterInstance,
+) -> None:  # fmt: skip
+    _drift(s3, bucket_prefix)
+    res = resources(bucket_prefix, s3_env, warehouse_path)
+    config = {"ops": {"bronze__raw": {"config": {"schema_mode": mode}}}}
+    materialize(bronze_raw, hour_key(NOW - timedelta(hours=1)), res, instance, config)
+    result = materialize(bronze_raw, hour_key(NOW), res, instance, config, raise_on_error=False)
+    columns = [r[0] for r in _rows(warehouse_path, "DESCRIBE bronze_raw")]
+    if mode == "failOnNewColumns":
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data.error
+        assert "co2_ppm" in str(failure)
+        assert _rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(5,)]
+        return
+    assert result.success
+    metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
+    if mode == "addNewColumns":
+        assert "co2_ppm" in columns and metadata["schema_version"].value == 2
+        assert _rows(warehouse_path, "SELECT count(co2_ppm) FROM bronze_raw") == [(5,)]
+        assert "added co2_ppm" in metadata["schema_history"].value
+    elif mode == "rescue":
+        assert "co2_ppm" not in columns and metadata["rows_rescued"].value == 5
+        rescued = _rows(warehouse_path, "SELECT _rescued_data FROM bronze_raw WHERE id = 6")
+        assert rescued == [('{"co2_ppm": 406.0}',)]
+    else:
+        assert "co2_ppm" not in columns and metadata["schema_version"].value == 1
+        assert _rows(warehouse_path, "SELECT count(_rescued_data) FROM bronze_raw") == [(0,)]
+    assert _rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(10,)]
+
+
+@pytest.mark.parametrize("mode", ["addNewColumns", "rescue"])
+def test_a_mistyped_column_is_quarantined_or_rescued(
+    mode: str, s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path,
+    instance: dg.DagsterInstance,
+) -> None:  # fmt: skip
+    raw = bucket(bucket_prefix, "raw")
+    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 6)], node="a")
+    typed = pa.Table.from_pylist([reading(i, NOW, temperature="hot") for i in range(6, 8)])
+    uri = put_object(s3, raw, NOW, typed, node="b")
+    config = {"ops": {"bronze__raw": {"config": {"schema_mode": mode}}}}
+    result = materialize(bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path),
+                         instance, config)  # fmt: skip
+    check = result.get_asset_check_evaluations()[0]
+    if mode == "addNewColumns":
+        assert not check.passed and uri in check.metadata["objects"].value
+        assert "schema cannot be reconciled" in check.metadata["objects"].value
+        assert _rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(5,)]
+    else:
+        assert check.passed
+        rescued = _rows(
+            warehouse_path, "SELECT temperature, _rescued_data FROM bronze_raw WHERE id = 6"
+        )
+        assert rescued == [(None, '{"temperature": "hot"}')]
+
+
+def test_a_failed_run_is_retried_without_duplicates(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path,
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The first attempt dies inside the load transaction; the retry policy runs it again."""
+    raw = bucket(bucket_prefix, "raw")
+    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 11)])
+    real = loader._record_schema_version
+    calls = {"n": 0}
+
+    def dies_once(*args: Any, **kwargs: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk full, just this once")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loader, "_record_schema_version", dies_once)
+    result = materialize(bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path),
+                         instance)  # fmt: skip
+    assert result.success and calls["n"] == 2
+    assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
+    assert _rows(warehouse_path, "SELECT count(*), count(DISTINCT id) FROM bronze_raw") == [
+        (10, 10)
+    ]
+
+
+def test_regional_partitions_by_hour_and_region(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance
+) -> None:
+    eu = bucket(bucket_prefix, "regional", OTHER_REGION)
+    us = bucket(bucket_prefix, "regional")
+    put_object(s3, eu, NOW, [reading(i, NOW) for i in range(1, 4)], region=OTHER_REGION)
+    put_object(s3, us, NOW, [reading(i, NOW) for i in range(1, 6)])
+    regional = build_bronze_asset("regional")
+    res = resources(bucket_prefix, s3_env, warehouse_path)
+    for region in (OTHER_REGION, "us-east-1"):
+        key = str(dg.MultiPartitionKey({"hour": hour_key(NOW), "region": region}))
+        materialize(regional, key, res, instance)
+    counts = _rows(
+        warehouse_path, "SELECT _region, count(*) FROM bronze_regional GROUP BY 1 ORDER BY 1"
+    )
+    assert counts == [(OTHER_REGION, 3), ("us-east-1", 5)]
