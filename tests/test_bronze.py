@@ -58,12 +58,14 @@ def test_bad_objects_are_quarantined_and_named_the_rest_loads(
     raw = bucket(bucket_prefix, "raw")
     rows = [reading(i, NOW) for i in range(1, 11)]
     put_object(s3, raw, NOW, rows, node="good")
-    bad_sum = put_object(s3, raw, NOW, rows, node="checksum",
-                         sidecar_overrides={"content_sha256": "0" * 64})  # fmt: skip
+    bad_sum = put_object(
+        s3, raw, NOW, rows, node="checksum", sidecar_overrides={"content_sha256": "0" * 64}
+    )
     bad_count = put_object(s3, raw, NOW, rows, node="count", sidecar_overrides={"row_count": 99})
     truncated = put_object(s3, raw, NOW, rows, node="truncated", body_override=b"PAR1 not parquet")
-    result = materialize(bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path),
-                         instance)  # fmt: skip
+    result = materialize(
+        bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path), instance
+    )
     assert _rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(10,)]
     check = result.get_asset_check_evaluations()[0]
     assert check.check_name == QUARANTINE_CHECK and not check.passed
@@ -125,8 +127,13 @@ def test_a_mistyped_column_is_quarantined_or_rescued(
     typed = pa.Table.from_pylist([reading(i, NOW, temperature="hot") for i in range(6, 8)])
     uri = put_object(s3, raw, NOW, typed, node="b")
     config = {"ops": {"bronze__raw": {"config": {"schema_mode": mode}}}}
-    result = materialize(bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path),
-                         instance, config)  # fmt: skip
+    result = materialize(
+        bronze_raw,
+        hour_key(NOW),
+        resources(bucket_prefix, s3_env, warehouse_path),
+        instance,
+        config,
+    )
     check = result.get_asset_check_evaluations()[0]
     if mode == "addNewColumns":
         assert not check.passed and uri in check.metadata["objects"].value
@@ -157,8 +164,9 @@ def test_a_failed_run_is_retried_without_duplicates(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loader, "_record_schema_version", dies_once)
-    result = materialize(bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path),
-                         instance)  # fmt: skip
+    result = materialize(
+        bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path), instance
+    )
     assert result.success and calls["n"] == 2
     assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
     assert _rows(warehouse_path, "SELECT count(*), count(DISTINCT id) FROM bronze_raw") == [

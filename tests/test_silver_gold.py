@@ -1,0 +1,165 @@
+"""Silver expectations (DLT semantics), deduplication across scenarios, gold tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+
+from orchestration.bronze.assets import build_bronze_asset
+from orchestration.gold.assets import build_hourly_gold, fleet_health, readings_all_regions
+from orchestration.gold.tables import GOLD_TABLES
+from orchestration.maintenance.compaction import compact_table
+from orchestration.settings import environment_settings
+from orchestration.silver.assets import silver_sensor_readings
+from tests.conftest import bucket
+from tests.lakehouse import NOW, hour_key, materialize, put_object, reading, resources
+
+
+def _query(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{path}' AS lakehouse (READ_ONLY)")
+        conn.execute("USE lakehouse.dev")
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def loaded(s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance):
+    """Bronze raw + schematized for one hour, with duplicates and expectation violations."""
+    raw_rows = [reading(i, NOW) for i in range(1, 21)]
+    raw_rows[0]["temperature"] = 200.0  # expect_or_drop: temperature_in_range
+    raw_rows[1]["sensor_id"] = "bad-id"  # expect_or_drop: sensor_id_format
+    raw_rows[2].update(anomaly_flag=1, anomaly_type=None)  # expect (warn): anomaly_type_known
+    raw_rows[3].update(anomaly_flag=1, anomaly_type="spike", temperature=80.0)
+    put_object(s3, bucket(bucket_prefix, "raw"), NOW, raw_rows)
+    # The same readings 11..20 also arrive through the schematized bucket (another node config).
+    put_object(s3, bucket(bucket_prefix, "schematized"), NOW, raw_rows[10:], node="n2")
+    res = resources(bucket_prefix, s3_env, tmp_path / "warehouse.duckdb")
+    for scenario in ("raw", "schematized"):
+        materialize(build_bronze_asset(scenario), hour_key(NOW), res, instance)
+    return res, tmp_path / "warehouse.duckdb"
+
+
+def test_silver_dedups_and_counts_every_expectation(
+    loaded: Any, instance: dg.DagsterInstance
+) -> None:
+    res, path = loaded
+    result = materialize(
+        silver_sensor_readings, hour_key(NOW), {"warehouse": res["warehouse"]}, instance
+    )
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["temperature_in_range"].metadata["rows_dropped"].value == 1
+    assert checks["sensor_id_format"].metadata["rows_dropped"].value == 1
+    assert checks["anomaly_type_known"].metadata["violations"].value == 1
+    assert not checks["anomaly_type_known"].passed
+    assert checks["anomaly_type_known"].severity == dg.AssetCheckSeverity.WARN
+    assert checks["sensor_id_present"].passed and checks["event_time_present"].passed
+    metadata = result.asset_materializations_for_node("silver__sensor_readings")[0].metadata
+    assert metadata["rows_from_bronze"].value == 30
+    assert metadata["duplicates_removed"].value == 10
+    assert metadata["rows_dropped_by_expectations"].value == 2
+    assert metadata["dagster/row_count"].value == 18
+    # The schematized copy wins the tie; every reading is there once.
+    counts = _query(
+        path, "SELECT source_scenario, count(*) FROM silver_sensor_readings GROUP BY 1 ORDER BY 1"
+    )
+    assert counts == [("raw", 8), ("schematized", 10)]
+    again = materialize(
+        silver_sensor_readings, hour_key(NOW), {"warehouse": res["warehouse"]}, instance
+    )
+    assert again.success
+    assert _query(path, "SELECT count(*) FROM silver_sensor_readings") == [(18,)]
+
+
+def test_expect_or_fail_blocks_and_leaves_silver_unchanged(
+    s3: Any, s3_env: str, bucket_prefix: str, loaded: Any, instance: dg.DagsterInstance
+) -> None:
+    res, path = loaded
+    materialize(silver_sensor_readings, hour_key(NOW), {"warehouse": res["warehouse"]}, instance)
+    rows = [reading(i, NOW) for i in range(1, 21)]
+    rows[5]["sensor_id"] = None
+    put_object(s3, bucket(bucket_prefix, "raw"), NOW, rows)  # the raw object is rewritten
+    materialize(build_bronze_asset("raw"), hour_key(NOW), res, instance)
+    result = materialize(
+        silver_sensor_readings,
+        hour_key(NOW),
+        {"warehouse": res["warehouse"]},
+        instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failed = {c.check_name: c for c in result.get_asset_check_evaluations() if not c.passed}
+    assert failed["sensor_id_present"].severity == dg.AssetCheckSeverity.ERROR
+    assert failed["sensor_id_present"].metadata["violations"].value == 1
+    assert _query(path, "SELECT count(*) FROM silver_sensor_readings") == [(18,)]
+    spec = next(s for s in silver_sensor_readings.check_specs if s.name == "sensor_id_present")
+    assert spec.blocking
+
+
+def test_gold_tables_match_silver_and_have_unique_keys(
+    loaded: Any, instance: dg.DagsterInstance
+) -> None:
+    res, path = loaded
+    warehouse = {"warehouse": res["warehouse"]}
+    materialize(silver_sensor_readings, hour_key(NOW), warehouse, instance)
+    for spec in GOLD_TABLES:
+        materialize(build_hourly_gold(spec), hour_key(NOW), warehouse, instance)
+        keys = ", ".join(spec.primary_key)
+        dupes = _query(
+            path,
+            f"SELECT {keys}, count(*) FROM gold_{spec.entity} GROUP BY ALL HAVING count(*) > 1",
+        )
+        assert dupes == [], spec.entity
+    per_sensor = dict(_query(path, "SELECT sensor_id, readings FROM gold_sensor_hourly_stats"))
+    expected = dict(
+        _query(path, "SELECT sensor_id, count(*) FROM silver_sensor_readings GROUP BY 1")
+    )
+    assert per_sensor == expected
+    reasons = dict(
+        _query(path, "SELECT sensor_id || '@' || event_time, reason FROM gold_anomalies")
+    )
+    assert any("anomaly:spike" in r and "temperature_high" in r for r in reasons.values())
+    result = materialize(fleet_health, None, warehouse, instance)
+    check = result.get_asset_check_evaluations()[0]
+    assert check.passed  # readings are from this hour
+    materialize(readings_all_regions, None, warehouse, instance)
+    assert _query(path, "SELECT count(*) FROM gold_readings_all_regions") == [(18,)]
+
+
+def test_environment_picks_catalog_and_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (
+        environment_settings("prod").table_name("gold", "anomalies")
+        == "lakehouse.prod.gold_anomalies"
+    )
+    monkeypatch.setenv("LAKEHOUSE_ENV", "staging")
+    assert environment_settings().schema == "staging"
+    monkeypatch.setenv("LAKEHOUSE_ENV", "qa")
+    with pytest.raises(ValueError, match="LAKEHOUSE_ENV='qa' is not one of dev, staging, prod"):
+        environment_settings()
+
+
+def test_compaction_rewrites_a_fragmented_table(tmp_path: Path) -> None:
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        conn.execute(
+            "CREATE TABLE bronze_raw AS SELECT range AS id, "
+            "TIMESTAMPTZ '2026-01-01' + to_hours(range % 48) AS _partition_hour FROM range(300000)"
+        )
+        for hour in range(48):  # 48 partition replaces leave half-empty row groups behind
+            conn.execute(
+                "DELETE FROM bronze_raw "
+                "WHERE _partition_hour = TIMESTAMPTZ '2026-01-01' + to_hours(?)",
+                [hour],
+            )
+            conn.execute(
+                "INSERT INTO bronze_raw SELECT range, TIMESTAMPTZ '2026-01-01' + to_hours(?) "
+                "FROM range(2000)",
+                [hour],
+            )
+            conn.execute("CHECKPOINT")
+        result = compact_table(conn, "bronze_raw")
+        assert result.rewritten and result.row_groups_after < result.row_groups_before
+        assert conn.execute("SELECT count(*) FROM bronze_raw").fetchone() == (96000,)
+        assert not compact_table(conn, "bronze_raw").rewritten  # nothing left to do
