@@ -22,13 +22,17 @@ from tests.conftest import bucket, list_keys, run_agent, upload
 
 ROOT = Path(__file__).resolve().parents[1]
 
+SCENARIOS = ("emergency", "filtered", "raw", "regional", "schematized")
 EXPECTED_ASSET_KEYS = {
     "demo/edge_fleet",
-    "landing/emergency",
-    "landing/filtered",
-    "landing/raw",
-    "landing/regional",
-    "landing/schematized",
+    *(f"landing/{s}" for s in SCENARIOS),
+    *(f"bronze/{s}" for s in SCENARIOS),
+    "silver/sensor_readings",
+    "gold/anomalies",
+    "gold/fleet_health",
+    "gold/readings_all_regions",
+    "gold/region_hourly_stats",
+    "gold/sensor_hourly_stats",
 }
 
 
@@ -37,7 +41,16 @@ def test_definitions_load_with_the_expected_asset_keys() -> None:
 
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == EXPECTED_ASSET_KEYS  # a rename must be deliberate: update this snapshot
-    assert defs.resolve_job_def("edge_demo_job")
+    for job in ("edge_demo_job", "lakehouse_hourly_job", "regional_bronze_job",
+                "daily_compaction_job"):  # fmt: skip
+        assert defs.resolve_job_def(job)
+    sensors = {s.name for s in defs.sensors or []}
+    assert {f"landing_{s}_sensor" for s in SCENARIOS} | {"landing_freshness_sensor"} <= sensors
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if key.path[0] in ("gold", "silver"):
+            assert node.metadata.get("primary_key"), key
 
 
 def test_dagster_definitions_validate(tmp_path: Path) -> None:
@@ -201,3 +214,65 @@ def test_main_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     assert fleet is not None
     metadata = fleet.asset_materialization.metadata  # type: ignore[union-attr]
     assert metadata["rows_uploaded"].value > 0 and metadata["landing_reports"].value > 0
+    # Every layer materialized, and the printed row counts agree along the path.
+    for key in ("bronze/raw", "bronze/regional", "silver/sensor_readings", "gold/fleet_health"):
+        assert instance.get_latest_materialization_event(dg.AssetKey(key.split("/"))), key
+    counts = {
+        line.split()[0].rsplit(".", 1)[1]: int(line.split()[1])
+        for line in out.splitlines()
+        if line.strip().startswith("lakehouse.dev.")
+    }
+    assert counts["bronze_raw"] == 400 and counts["bronze_regional"] == 400
+    bronze = sum(v for k, v in counts.items() if k.startswith("bronze_"))
+    assert 0 < counts["silver_sensor_readings"] <= bronze
+    assert counts["gold_readings_all_regions"] == counts["silver_sensor_readings"]
+    # 4 sensors on each of 5 nodes; the emergency node only sends readings needing attention.
+    assert 16 <= counts["gold_fleet_health"] <= 20
+
+
+def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(
+    tmp_path: Path, s3: Any, s3_env: str
+) -> None:
+    """The commands the README documents, in a staging environment."""
+    from orchestration.demo.run import create_landing_buckets
+    from orchestration.resources import LandingZone
+    from tests.lakehouse import NOW, hour_key, put_object, reading
+
+    prefix = f"cli{os.getpid() % 10000}"
+    s3_endpoint = s3_env
+    landing = LandingZone(bucket_prefix=prefix, endpoint_url=s3_endpoint)
+    create_landing_buckets(landing)
+    from datetime import timedelta
+
+    hours = [NOW - timedelta(hours=2), NOW - timedelta(hours=1)]
+    for i, hour in enumerate(hours):
+        put_object(s3, landing.bucket("raw"), hour, [reading(n, hour) for n in range(1, 6 + i)])
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        **os.environ, "DAGSTER_HOME": str(home), "LAKEHOUSE_ENV": "staging",
+        "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+    }  # fmt: skip
+    config = json.dumps({"resources": {"landing": {"config": {"bucket_prefix": prefix}}}})
+
+    def materialize(*args: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dagster", "asset", "materialize", "-f", "definitions.py",
+             "--config-json", config, *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    materialize("--select", "bronze/raw", "--partition", hour_key(hours[0]))
+    materialize(
+        "--select", "bronze/raw,silver/sensor_readings",
+        "--partition-range", f"{hour_key(hours[0])}...{hour_key(hours[1])}",
+    )  # fmt: skip
+    import duckdb
+
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{home / 'warehouse_staging.duckdb'}' AS lakehouse (READ_ONLY)")
+        assert conn.execute("SELECT count(*) FROM lakehouse.staging.bronze_raw").fetchone() == (11,)
+        silver = conn.execute("SELECT count(*) FROM lakehouse.staging.silver_sensor_readings")
+        assert silver.fetchone() == (11,)
