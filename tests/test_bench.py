@@ -12,3 +12,13 @@ def test_edge_upload_benchmark_tiny(tmp_path: Path) -> None:
     for key in ("agent_rows_per_s", "naive_rows_per_s", "ceiling_rows_per_s",
                 "agent_vs_naive", "agent_vs_ceiling", "agent_peak_rss_mb_big_backlog"):  # fmt: skip
         assert results[key] > 0, key
+
+
+def test_lakehouse_benchmark_tiny(tmp_path: Path) -> None:
+    from bench import lakehouse
+
+    results = lakehouse.main(["--tiny", "--workdir", str(tmp_path)])
+    assert results["bronze_rows"] == results["ceiling_rows"] == 20_000
+    assert results["dlt_rows"] > 0 and results["bronze_vs_dlt"] > 0
+    for ticks in results["ticks"].values():
+        assert ticks["reconciliation_ticks"] >= 1 and ticks["steady_tick_s"] > 0

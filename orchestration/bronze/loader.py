@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from orchestration.bronze.schema import (
     fingerprint,
     reconcile,
 )
-from orchestration.landing.objects import LandingObject, list_hour
+from orchestration.landing.objects import list_hour
 from orchestration.warehouse import quote, table_exists
 
 LINEAGE_COLUMNS = (
@@ -90,14 +91,10 @@ def _lineage(verified: VerifiedObject, target: PartitionTarget, ingested_at: dat
 
 
 def _with_lineage(table: pa.Table, values: dict[str, Any]) -> pa.Table:
-    types = {
-        "_partition_hour": pa.timestamp("us", "UTC"),
-        "_ingested_at": pa.timestamp("us", "UTC"),
-    }
+    when = pa.timestamp("us", "UTC")
     for name in LINEAGE_COLUMNS:
-        table = table.append_column(
-            name, pa.array([values[name]] * table.num_rows, types.get(name, pa.string()))
-        )
+        kind = when if name in ("_partition_hour", "_ingested_at") else pa.string()
+        table = table.append_column(name, pa.repeat(pa.scalar(values[name], kind), table.num_rows))
     return table
 
 
@@ -114,9 +111,9 @@ def load_bronze(
     """Replace each target partition with every verified object of its hour; one transaction."""
     for ddl in BOOKKEEPING_DDL:
         conn.execute(ddl)
-    listed: list[tuple[PartitionTarget, LandingObject]] = [
-        (t, obj) for t in targets for obj in list_hour(client, t.bucket, t.hour)
-    ]
+    with ThreadPoolExecutor(8) as pool:  # a backfill lists many hour prefixes
+        hours = pool.map(lambda t: list_hour(client, t.bucket, t.hour), targets)
+        listed = [(t, obj) for t, objects in zip(targets, hours, strict=True) for obj in objects]
     if len(listed) > max_files:
         raise TooManyFilesError(
             f"{len(listed)} objects in {len(targets)} partition(s) exceed this environment's "

@@ -65,7 +65,7 @@ def fetch(client: Any, obj: LandingObject) -> VerifiedObject | QuarantinedObject
 
 
 def fetch_all(
-    client: Any, objects: list[LandingObject], threads: int = 8
+    client: Any, objects: list[LandingObject], threads: int = 16
 ) -> list[VerifiedObject | QuarantinedObject]:
     """In key order; downloads overlap, so S3 latency is paid once per batch of objects."""
     with ThreadPoolExecutor(threads) as pool:
