@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from orchestration.bronze.objects import QuarantinedObject, VerifiedObject, fetch_all
+from orchestration.bronze.objects import QuarantinedObject, VerifiedObject, fetch_in_order
 from orchestration.bronze.schema import (
     RESCUED_COLUMN,
     NewColumnsRefusedError,
@@ -78,7 +78,7 @@ def _data_schema(conn: duckdb.DuckDBPyConnection, table: str) -> pa.Schema | Non
     return pa.schema([f for f in schema if f.name not in hidden])
 
 
-def _lineage(verified: VerifiedObject, target: PartitionTarget, ingested_at: datetime) -> dict:
+def _lineage(verified: VerifiedObject, target: PartitionTarget) -> dict[str, Any]:
     sidecar = verified.sidecar
     return {
         "_source_object": verified.obj.uri,
@@ -86,16 +86,31 @@ def _lineage(verified: VerifiedObject, target: PartitionTarget, ingested_at: dat
         "_region": target.region or sidecar.get("region"),
         "_batch_id": sidecar.get("batch_id"),
         "_partition_hour": target.hour,
-        "_ingested_at": ingested_at,
     }
 
 
-def _with_lineage(table: pa.Table, values: dict[str, Any]) -> pa.Table:
+def _with_lineage(
+    batch: pa.Table, per_object: list[dict[str, Any]], rows: list[int], ingested_at: datetime
+) -> pa.Table:
+    """Lineage for every row, dictionary-encoded by object: a URI is stored once per object,
+    not once per row, which keeps large loads from building gigabytes of repeated strings."""
     when = pa.timestamp("us", "UTC")
+    index = pa.concat_arrays(
+        [pa.repeat(pa.scalar(i, pa.int32()), n) for i, n in enumerate(rows)]
+    ) if rows else pa.array([], pa.int32())  # fmt: skip
     for name in LINEAGE_COLUMNS:
-        kind = when if name in ("_partition_hour", "_ingested_at") else pa.string()
-        table = table.append_column(name, pa.repeat(pa.scalar(values[name], kind), table.num_rows))
-    return table
+        if name == "_ingested_at":
+            column = pa.repeat(pa.scalar(ingested_at, when), batch.num_rows)
+        elif name == "_partition_hour":
+            column = pa.array([o[name] for o in per_object], when).take(index)
+        else:
+            values = pa.array([o[name] for o in per_object], pa.string())
+            column = pa.DictionaryArray.from_arrays(index, values)
+        batch = batch.append_column(name, column)
+    return batch
+
+
+GROUP_ROWS = 1_000_000  # rows inserted per statement while later objects still download
 
 
 def load_bronze(
@@ -108,7 +123,11 @@ def load_bronze(
     run_id: str,
     max_files: int,
 ) -> BronzeLoad:
-    """Replace each target partition with every verified object of its hour; one transaction."""
+    """Replace each target partition with every verified object of its hour; one transaction.
+
+    Objects stream in key order (downloads overlap the inserts); a failure anywhere, including
+    failOnNewColumns, rolls the whole load back and the partitions keep their old rows.
+    """
     for ddl in BOOKKEEPING_DDL:
         conn.execute(ddl)
     with ThreadPoolExecutor(8) as pool:  # a backfill lists many hour prefixes
@@ -119,78 +138,115 @@ def load_bronze(
             f"{len(listed)} objects in {len(targets)} partition(s) exceed this environment's "
             f"max_files_per_run ({max_files}); backfill a smaller range"
         )
-    fetched = fetch_all(client, [obj for _, obj in listed])
     ingested_at = datetime.now(UTC)
     result = BronzeLoad(rows_per_partition={t.partition_key: 0 for t in targets})
     current = _data_schema(conn, table)
     before = fingerprint(current) if current is not None else None
-    parts: list[pa.Table] = []
+    group = _Group()
     manifest: list[tuple[Any, ...]] = []
-    for (target, obj), outcome in zip(listed, fetched, strict=True):
-        if isinstance(outcome, QuarantinedObject):
-            result.quarantined.append(outcome)
-            continue
-        try:
-            reconciled = reconcile(current, outcome.table, mode)
-        except SchemaConflictError as exc:
-            result.quarantined.append(QuarantinedObject(obj, f"schema cannot be reconciled: {exc}"))
-            continue
-        except NewColumnsRefusedError as exc:
-            raise NewColumnsRefusedError(
-                f"{exc} in {obj.uri} (schema mode failOnNewColumns)"
-            ) from exc
-        current = reconciled.schema
-        result.added_columns += [f.name for f in reconciled.added if before is not None]
-        result.rescued_rows += reconciled.rescued_rows
-        parts.append(_with_lineage(reconciled.table, _lineage(outcome, target, ingested_at)))
-        result.rows += outcome.table.num_rows
-        result.objects += 1
-        result.bytes += outcome.size
-        result.rows_per_partition[target.partition_key] += outcome.table.num_rows
-        manifest.append(
-            (table, target.partition_key, obj.uri, obj.etag, outcome.sidecar["content_sha256"],
-             outcome.table.num_rows, fingerprint(outcome.table.schema), ingested_at, run_id)
-        )  # fmt: skip
-    quarantine_of = {obj.uri: t.partition_key for t, obj in listed}
-    batch = pa.concat_tables(parts, promote_options="default") if parts else None
-    result.schema = current
 
     conn.execute("BEGIN TRANSACTION")
     try:
-        if batch is not None:
-            _create_or_evolve(conn, table, batch)
-        for target in targets:
-            where, params = _partition_predicate(target)
-            if table_exists(conn, table):
-                conn.execute(f"DELETE FROM {quote(table)} WHERE {where}", params)
-            conn.execute(
-                "DELETE FROM _bronze_loads WHERE table_name = ? AND partition_key = ?",
-                [table, target.partition_key],
-            )
-            conn.execute(
-                "DELETE FROM _bronze_quarantine WHERE table_name = ? AND partition_key = ?",
-                [table, target.partition_key],
-            )
-        if batch is not None:
-            conn.register("bronze_batch", batch)
-            conn.execute(f"INSERT INTO {quote(table)} BY NAME SELECT * FROM bronze_batch")
-            conn.unregister("bronze_batch")
+        _clear_partitions(conn, table, targets)
+        fetched = fetch_in_order(client, [obj for _, obj in listed])
+        for (target, obj), outcome in zip(listed, fetched, strict=True):
+            if isinstance(outcome, QuarantinedObject):
+                result.quarantined.append(outcome)
+                continue
+            try:
+                reconciled = reconcile(current, outcome.table, mode)
+            except SchemaConflictError as exc:
+                reason = f"schema cannot be reconciled: {exc}"
+                result.quarantined.append(QuarantinedObject(obj, reason))
+                continue
+            except NewColumnsRefusedError as exc:
+                raise NewColumnsRefusedError(
+                    f"{exc} in {obj.uri} (schema mode failOnNewColumns)"
+                ) from exc
+            current = reconciled.schema
+            result.added_columns += [f.name for f in reconciled.added if before is not None]
+            result.rescued_rows += reconciled.rescued_rows
+            group.add(reconciled.table, _lineage(outcome, target))
+            rows = outcome.table.num_rows
+            result.rows += rows
+            result.objects += 1
+            result.bytes += outcome.size
+            result.rows_per_partition[target.partition_key] += rows
+            manifest.append(
+                (table, target.partition_key, obj.uri, obj.etag,
+                 outcome.sidecar["content_sha256"], rows, fingerprint(outcome.table.schema),
+                 ingested_at, run_id)
+            )  # fmt: skip
+            if group.rows >= GROUP_ROWS:
+                group.insert(conn, table, ingested_at)
+        group.insert(conn, table, ingested_at)
         if manifest:
             conn.executemany(
                 "INSERT INTO _bronze_loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", manifest
             )
+        partition_of = {obj.uri: t.partition_key for t, obj in listed}
         for q in result.quarantined:
             conn.execute(
                 "INSERT INTO _bronze_quarantine VALUES (?, ?, ?, ?, ?, ?)",
-                [table, quarantine_of[q.obj.uri], q.obj.uri, q.reason, ingested_at, run_id],
+                [table, partition_of[q.obj.uri], q.obj.uri, q.reason, ingested_at, run_id],
             )
         stored = _data_schema(conn, table)  # as DuckDB keeps it, so versions compare like with like
+        result.schema = stored
         result.schema_version = _record_schema_version(conn, table, stored, mode, run_id, before)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     return result
+
+
+class _Group:
+    """Reconciled objects waiting to be inserted together."""
+
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+        self.lineage: list[dict[str, Any]] = []
+        self.rows = 0
+
+    def clear(self) -> None:
+        self.tables, self.lineage, self.rows = [], [], 0
+
+    def add(self, table: pa.Table, lineage: dict[str, Any]) -> None:
+        self.tables.append(table)
+        self.lineage.append(lineage)
+        self.rows += table.num_rows
+
+    def insert(self, conn: duckdb.DuckDBPyConnection, table: str, ingested_at: datetime) -> None:
+        if not self.tables:
+            return
+        batch = _with_lineage(
+            pa.concat_tables(self.tables, promote_options="default"),
+            self.lineage,
+            [t.num_rows for t in self.tables],
+            ingested_at,
+        )
+        _create_or_evolve(conn, table, batch)
+        conn.register("bronze_batch", batch)
+        try:
+            conn.execute(f"INSERT INTO {quote(table)} BY NAME SELECT * FROM bronze_batch")
+        finally:
+            conn.unregister("bronze_batch")
+        self.clear()
+
+
+def _clear_partitions(
+    conn: duckdb.DuckDBPyConnection, table: str, targets: list[PartitionTarget]
+) -> None:
+    exists = table_exists(conn, table)
+    for target in targets:
+        if exists:
+            where, params = _partition_predicate(target)
+            conn.execute(f"DELETE FROM {quote(table)} WHERE {where}", params)
+        for bookkeeping in ("_bronze_loads", "_bronze_quarantine"):
+            conn.execute(
+                f"DELETE FROM {bookkeeping} WHERE table_name = ? AND partition_key = ?",
+                [table, target.partition_key],
+            )
 
 
 def _partition_predicate(target: PartitionTarget) -> tuple[str, list[Any]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +66,20 @@ def fetch(client: Any, obj: LandingObject) -> VerifiedObject | QuarantinedObject
     return VerifiedObject(obj, sidecar, table, len(body))
 
 
-def fetch_all(
-    client: Any, objects: list[LandingObject], threads: int = 16
-) -> list[VerifiedObject | QuarantinedObject]:
-    """In key order; downloads overlap, so S3 latency is paid once per batch of objects."""
+def fetch_in_order(
+    client: Any, objects: list[LandingObject], window: int = 32, threads: int = 16
+) -> Iterator[VerifiedObject | QuarantinedObject]:
+    """Results in key order while later objects download: at most `window` held in memory."""
     with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(lambda o: fetch(client, o), objects))
+        pending: deque[Future[VerifiedObject | QuarantinedObject]] = deque()
+        upcoming = iter(objects)
+        for obj in upcoming:
+            pending.append(pool.submit(fetch, client, obj))
+            if len(pending) >= window:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(upcoming, None)
+            if nxt is not None:
+                pending.append(pool.submit(fetch, client, nxt))
+            yield result
