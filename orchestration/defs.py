@@ -12,8 +12,6 @@ from orchestration.resources import LandingZone
 from orchestration.schedules import (
     lakehouse_hourly_job,
     lakehouse_hourly_schedule,
-    landing_freshness_checks,
-    landing_freshness_sensor,
     regional_bronze_job,
     regional_bronze_schedule,
 )
@@ -24,10 +22,9 @@ from orchestration.warehouse import Warehouse
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[*landing_assets, edge_fleet, *bronze_assets, silver_sensor_readings, *gold_assets],
-        asset_checks=landing_freshness_checks,
         jobs=[edge_demo_job, lakehouse_hourly_job, regional_bronze_job, daily_compaction_job],
         schedules=[lakehouse_hourly_schedule, regional_bronze_schedule, daily_compaction_schedule],
-        sensors=[*landing_sensors, landing_freshness_sensor],
+        sensors=landing_sensors,
         resources={
             "landing": LandingZone(),
             "warehouse": Warehouse(),

@@ -1,6 +1,4 @@
-"""Wall-clock work: the hourly catch-up of every layer, per-scenario freshness checks."""
-
-from datetime import timedelta
+"""Wall-clock work: the hourly catch-up of every layer."""
 
 import dagster as dg
 
@@ -38,12 +36,3 @@ def regional_bronze_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.R
         )
         for region in REGIONS
     ]
-
-
-landing_freshness_checks = dg.build_last_update_freshness_checks(
-    assets=[dg.AssetKey(["landing", s]) for s in SCENARIOS],
-    lower_bound_delta=timedelta(hours=2),
-)
-landing_freshness_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=landing_freshness_checks, name="landing_freshness_sensor"
-)

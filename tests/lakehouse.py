@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 
 from edge_agent.batches import encode_parquet
@@ -98,3 +99,11 @@ def materialize(
         run_config=run_config or {},
         raise_on_error=raise_on_error,
     )
+
+
+def warehouse_rows(path: Path, sql: str, schema: str = "dev") -> list[tuple[Any, ...]]:
+    """Query a test warehouse file read-only, with its catalog and schema current."""
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{path}' AS lakehouse (READ_ONLY)")
+        conn.execute(f"USE lakehouse.{schema}")
+        return conn.execute(sql).fetchall()

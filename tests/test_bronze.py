@@ -7,23 +7,23 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pyarrow as pa
 import pytest
 
 from orchestration.bronze import loader
 from orchestration.bronze.assets import QUARANTINE_CHECK, build_bronze_asset
 from tests.conftest import OTHER_REGION, bucket
-from tests.lakehouse import NOW, hour_key, materialize, put_object, reading, resources
+from tests.lakehouse import (
+    NOW,
+    hour_key,
+    materialize,
+    put_object,
+    reading,
+    resources,
+    warehouse_rows,
+)
 
 bronze_raw = build_bronze_asset("raw")
-
-
-def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect() as conn:
-        conn.execute(f"ATTACH '{path}' AS lakehouse (READ_ONLY)")
-        conn.execute("USE lakehouse.dev")
-        return conn.execute(sql).fetchall()
 
 
 @pytest.fixture
@@ -39,17 +39,21 @@ def test_rematerializing_replaces_the_partition(
     res = resources(bucket_prefix, s3_env, warehouse_path)
     for _ in range(2):
         materialize(bronze_raw, hour_key(NOW), res, instance)
-    assert _rows(warehouse_path, "SELECT count(*), count(DISTINCT id) FROM bronze_raw") == [
-        (10, 10)
-    ]
-    lineage = _rows(warehouse_path, "SELECT DISTINCT _source_object, _node_id FROM bronze_raw")
+    assert warehouse_rows(
+        warehouse_path, "SELECT count(*), count(DISTINCT id) FROM bronze_raw"
+    ) == [(10, 10)]
+    lineage = warehouse_rows(
+        warehouse_path, "SELECT DISTINCT _source_object, _node_id FROM bronze_raw"
+    )
     assert lineage == [(f"s3://{raw}/year={NOW:%Y}/month={NOW:%m}/day={NOW:%d}/hour={NOW:%H}/n1/"
                         "b0000001-000000000001-000000000010.parquet", "n1")]  # fmt: skip
 
     # The agent redoes a batch with other content (rows were corrected at the source).
     put_object(s3, raw, NOW, [reading(i, NOW, temperature=70.0) for i in range(1, 6)])
     materialize(bronze_raw, hour_key(NOW), res, instance)
-    assert _rows(warehouse_path, "SELECT count(*), min(temperature) FROM bronze_raw") == [(5, 70.0)]
+    assert warehouse_rows(warehouse_path, "SELECT count(*), min(temperature) FROM bronze_raw") == [
+        (5, 70.0)
+    ]
 
 
 def test_bad_objects_are_quarantined_and_named_the_rest_loads(
@@ -66,14 +70,16 @@ def test_bad_objects_are_quarantined_and_named_the_rest_loads(
     result = materialize(
         bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path), instance
     )
-    assert _rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(10,)]
+    assert warehouse_rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(10,)]
     check = result.get_asset_check_evaluations()[0]
     assert check.check_name == QUARANTINE_CHECK and not check.passed
     named = check.metadata["objects"].value
     for uri, reason in ((bad_sum, "checksum mismatch"), (bad_count, "row count mismatch"),
                         (truncated, "unreadable Parquet")):  # fmt: skip
         assert uri in named and reason in named
-    reasons = dict(_rows(warehouse_path, "SELECT object_uri, reason FROM _bronze_quarantine"))
+    reasons = dict(
+        warehouse_rows(warehouse_path, "SELECT object_uri, reason FROM _bronze_quarantine")
+    )
     assert set(reasons) == {bad_sum, bad_count, truncated}
 
 
@@ -94,27 +100,31 @@ def test_schema_drift_in_each_mode(
     config = {"ops": {"bronze__raw": {"config": {"schema_mode": mode}}}}
     materialize(bronze_raw, hour_key(NOW - timedelta(hours=1)), res, instance, config)
     result = materialize(bronze_raw, hour_key(NOW), res, instance, config, raise_on_error=False)
-    columns = [r[0] for r in _rows(warehouse_path, "DESCRIBE bronze_raw")]
+    columns = [r[0] for r in warehouse_rows(warehouse_path, "DESCRIBE bronze_raw")]
     if mode == "failOnNewColumns":
         assert not result.success
         failure = result.get_step_failure_events()[0].step_failure_data.error
         assert "co2_ppm" in str(failure)
-        assert _rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(5,)]
+        assert warehouse_rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(5,)]
         return
     assert result.success
     metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
     if mode == "addNewColumns":
         assert "co2_ppm" in columns and metadata["schema_version"].value == 2
-        assert _rows(warehouse_path, "SELECT count(co2_ppm) FROM bronze_raw") == [(5,)]
+        assert warehouse_rows(warehouse_path, "SELECT count(co2_ppm) FROM bronze_raw") == [(5,)]
         assert "added co2_ppm" in metadata["schema_history"].value
     elif mode == "rescue":
         assert "co2_ppm" not in columns and metadata["rows_rescued"].value == 5
-        rescued = _rows(warehouse_path, "SELECT _rescued_data FROM bronze_raw WHERE id = 6")
+        rescued = warehouse_rows(
+            warehouse_path, "SELECT _rescued_data FROM bronze_raw WHERE id = 6"
+        )
         assert rescued == [('{"co2_ppm": 406.0}',)]
     else:
         assert "co2_ppm" not in columns and metadata["schema_version"].value == 1
-        assert _rows(warehouse_path, "SELECT count(_rescued_data) FROM bronze_raw") == [(0,)]
-    assert _rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(10,)]
+        assert warehouse_rows(warehouse_path, "SELECT count(_rescued_data) FROM bronze_raw") == [
+            (0,)
+        ]
+    assert warehouse_rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(10,)]
 
 
 @pytest.mark.parametrize("mode", ["addNewColumns", "rescue"])
@@ -138,10 +148,10 @@ def test_a_mistyped_column_is_quarantined_or_rescued(
     if mode == "addNewColumns":
         assert not check.passed and uri in check.metadata["objects"].value
         assert "schema cannot be reconciled" in check.metadata["objects"].value
-        assert _rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(5,)]
+        assert warehouse_rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(5,)]
     else:
         assert check.passed
-        rescued = _rows(
+        rescued = warehouse_rows(
             warehouse_path, "SELECT temperature, _rescued_data FROM bronze_raw WHERE id = 6"
         )
         assert rescued == [(None, '{"temperature": "hot"}')]
@@ -169,9 +179,9 @@ def test_a_failed_run_is_retried_without_duplicates(
     )
     assert result.success and calls["n"] == 2
     assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
-    assert _rows(warehouse_path, "SELECT count(*), count(DISTINCT id) FROM bronze_raw") == [
-        (10, 10)
-    ]
+    assert warehouse_rows(
+        warehouse_path, "SELECT count(*), count(DISTINCT id) FROM bronze_raw"
+    ) == [(10, 10)]
 
 
 def test_regional_partitions_by_hour_and_region(
@@ -186,7 +196,7 @@ def test_regional_partitions_by_hour_and_region(
     for region in (OTHER_REGION, "us-east-1"):
         key = str(dg.MultiPartitionKey({"hour": hour_key(NOW), "region": region}))
         materialize(regional, key, res, instance)
-    counts = _rows(
+    counts = warehouse_rows(
         warehouse_path, "SELECT _region, count(*) FROM bronze_regional GROUP BY 1 ORDER BY 1"
     )
     assert counts == [(OTHER_REGION, 3), ("us-east-1", 5)]

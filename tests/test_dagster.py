@@ -45,8 +45,10 @@ def test_definitions_load_with_the_expected_asset_keys() -> None:
                 "daily_compaction_job"):  # fmt: skip
         assert defs.resolve_job_def(job)
     sensors = {s.name for s in defs.sensors or []}
-    assert {f"landing_{s}_sensor" for s in SCENARIOS} | {"landing_freshness_sensor"} <= sensors
+    assert {f"landing_{s}_sensor" for s in SCENARIOS} <= sensors
     graph = defs.resolve_asset_graph()
+    for scenario in SCENARIOS:  # a scenario that stops delivering goes stale
+        assert graph.get(dg.AssetKey(["landing", scenario])).freshness_policy is not None
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         if key.path[0] in ("gold", "silver"):

@@ -16,14 +16,15 @@ from orchestration.maintenance.compaction import compact_table
 from orchestration.settings import environment_settings
 from orchestration.silver.assets import silver_sensor_readings
 from tests.conftest import bucket
-from tests.lakehouse import NOW, hour_key, materialize, put_object, reading, resources
-
-
-def _query(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect() as conn:
-        conn.execute(f"ATTACH '{path}' AS lakehouse (READ_ONLY)")
-        conn.execute("USE lakehouse.dev")
-        return conn.execute(sql).fetchall()
+from tests.lakehouse import (
+    NOW,
+    hour_key,
+    materialize,
+    put_object,
+    reading,
+    resources,
+    warehouse_rows,
+)
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_silver_dedups_and_counts_every_expectation(
     assert metadata["rows_dropped_by_expectations"].value == 2
     assert metadata["dagster/row_count"].value == 18
     # The schematized copy wins the tie; every reading is there once.
-    counts = _query(
+    counts = warehouse_rows(
         path, "SELECT source_scenario, count(*) FROM silver_sensor_readings GROUP BY 1 ORDER BY 1"
     )
     assert counts == [("raw", 8), ("schematized", 10)]
@@ -71,7 +72,7 @@ def test_silver_dedups_and_counts_every_expectation(
         silver_sensor_readings, hour_key(NOW), {"warehouse": res["warehouse"]}, instance
     )
     assert again.success
-    assert _query(path, "SELECT count(*) FROM silver_sensor_readings") == [(18,)]
+    assert warehouse_rows(path, "SELECT count(*) FROM silver_sensor_readings") == [(18,)]
 
 
 def test_expect_or_fail_blocks_and_leaves_silver_unchanged(
@@ -94,7 +95,7 @@ def test_expect_or_fail_blocks_and_leaves_silver_unchanged(
     failed = {c.check_name: c for c in result.get_asset_check_evaluations() if not c.passed}
     assert failed["sensor_id_present"].severity == dg.AssetCheckSeverity.ERROR
     assert failed["sensor_id_present"].metadata["violations"].value == 1
-    assert _query(path, "SELECT count(*) FROM silver_sensor_readings") == [(18,)]
+    assert warehouse_rows(path, "SELECT count(*) FROM silver_sensor_readings") == [(18,)]
     spec = next(s for s in silver_sensor_readings.check_specs if s.name == "sensor_id_present")
     assert spec.blocking
 
@@ -108,25 +109,27 @@ def test_gold_tables_match_silver_and_have_unique_keys(
     for spec in GOLD_TABLES:
         materialize(build_hourly_gold(spec), hour_key(NOW), warehouse, instance)
         keys = ", ".join(spec.primary_key)
-        dupes = _query(
+        dupes = warehouse_rows(
             path,
             f"SELECT {keys}, count(*) FROM gold_{spec.entity} GROUP BY ALL HAVING count(*) > 1",
         )
         assert dupes == [], spec.entity
-    per_sensor = dict(_query(path, "SELECT sensor_id, readings FROM gold_sensor_hourly_stats"))
+    per_sensor = dict(
+        warehouse_rows(path, "SELECT sensor_id, readings FROM gold_sensor_hourly_stats")
+    )
     expected = dict(
-        _query(path, "SELECT sensor_id, count(*) FROM silver_sensor_readings GROUP BY 1")
+        warehouse_rows(path, "SELECT sensor_id, count(*) FROM silver_sensor_readings GROUP BY 1")
     )
     assert per_sensor == expected
     reasons = dict(
-        _query(path, "SELECT sensor_id || '@' || event_time, reason FROM gold_anomalies")
+        warehouse_rows(path, "SELECT sensor_id || '@' || event_time, reason FROM gold_anomalies")
     )
     assert any("anomaly:spike" in r and "temperature_high" in r for r in reasons.values())
     result = materialize(fleet_health, None, warehouse, instance)
     check = result.get_asset_check_evaluations()[0]
     assert check.passed  # readings are from this hour
     materialize(readings_all_regions, None, warehouse, instance)
-    assert _query(path, "SELECT count(*) FROM gold_readings_all_regions") == [(18,)]
+    assert warehouse_rows(path, "SELECT count(*) FROM gold_readings_all_regions") == [(18,)]
 
 
 def test_environment_picks_catalog_and_schema(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,7 @@
 """`landing/<scenario>`: external assets, materialized by edge agents' upload reports."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from edge_agent.naming import SCENARIOS
@@ -21,6 +23,10 @@ landing_assets = [
         kinds={"s3", "parquet"},
         partitions_def=hourly_partitions,
         metadata={"bucket_pattern": f"{{prefix}}-databricks-{scenario}-{{region}}"},
+        # A scenario whose nodes stop delivering turns this asset stale (warn 1 h, fail 2 h).
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=timedelta(hours=2), warn_window=timedelta(hours=1)
+        ),
     )
     for scenario in SCENARIOS
 ]
