@@ -14,7 +14,7 @@ import pytest
 
 from edge_agent.batches import CRASHPOINT_ENV
 from edge_agent.simulate import SimulationSpec, simulate
-from tests.conftest import bucket, landed_ids, run_agent, source_ids, upload
+from tests.conftest import bucket, landed_ids, list_keys, run_agent, source_ids, upload
 
 
 def _assert_exactly_once(s3: Any, db: Path, prefix: str) -> None:
@@ -50,23 +50,30 @@ def test_killed_at_each_point_then_restarted_uploads_every_row_once(
 def test_random_kills_during_upload_lose_and_duplicate_nothing(
     s3: Any, tmp_path: Path, bucket_prefix: str, agent_env: dict[str, str]
 ) -> None:
+    """Kill the agent at random moments mid-upload (after it has made progress), restart it."""
     db = tmp_path / "node.db"
-    simulate(db, SimulationSpec(rows=30_000, node_id="n1", seed=31))
+    simulate(db, SimulationSpec(rows=60_000, node_id="n1", seed=31))
     rng = random.Random(5)
     command = [
         sys.executable, "-m", "edge_agent", "upload", "--once", "--db", str(db), "--node-id", "n1",
-        "--bucket-prefix", bucket_prefix, "--batch-rows", "500",
+        "--bucket-prefix", bucket_prefix, "--batch-rows", "300",
     ]  # fmt: skip
+    raw = bucket(bucket_prefix, "raw")
     kills = 0
-    for _ in range(6):
+    for _ in range(5):
+        before = len(list_keys(s3, raw))
         agent = subprocess.Popen(command, env=agent_env, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.8, 2.0))
+        deadline = time.monotonic() + 30
+        while len(list_keys(s3, raw)) == before and agent.poll() is None:
+            assert time.monotonic() < deadline, "the agent made no progress"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.4))
         if agent.poll() is None:
             agent.send_signal(signal.SIGKILL)
             kills += 1
         agent.wait(timeout=30)
-    assert kills >= 1
-    upload(db, bucket_prefix, agent_env, "--batch-rows", "500")
+    assert kills >= 3
+    upload(db, bucket_prefix, agent_env, "--batch-rows", "300")
     _assert_exactly_once(s3, db, bucket_prefix)
 
 
