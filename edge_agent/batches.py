@@ -159,6 +159,9 @@ def build_and_upload(claim: Claim, rows: ClaimRows, ctx: BatchContext) -> BatchR
             "schema_fingerprint": schema_fingerprint(part.schema),
             "schema": [{"name": f.name, "type": str(f.type)} for f in part.schema],
             "content_sha256": hashlib.sha256(body).hexdigest(),
+            # A single-part upload's ETag is this MD5, so readers can verify the object from a
+            # listing without downloading it.
+            "content_md5": hashlib.md5(body, usedforsecurity=False).hexdigest(),
             "content_bytes": len(body),
         }
         crashpoint("before_upload")

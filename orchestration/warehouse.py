@@ -81,3 +81,19 @@ def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
         [name],
     ).fetchone()
     return bool(row and row[0])
+
+
+def create_table_like(
+    conn: duckdb.DuckDBPyConnection, table: str, select: str, params: object = None
+) -> None:
+    """CREATE TABLE with the columns `select` yields, declared explicitly.
+
+    Not `CREATE TABLE ... AS SELECT ... LIMIT 0`: in DuckDB 1.5.5, a table created that way
+    inside a transaction silently loses a later insert of more than one row group (122,880
+    rows) in the same transaction, even after COMMIT.
+    """
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE __shape AS {select} LIMIT 0", params)
+    columns = conn.execute("DESCRIBE __shape").fetchall()
+    conn.execute("DROP TABLE __shape")
+    ddl = ", ".join(f"{quote(name)} {kind}" for name, kind, *_ in columns)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} ({ddl})")

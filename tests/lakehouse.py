@@ -63,6 +63,7 @@ def put_object(
         "batch_id": batch,
         "row_count": table.num_rows,
         "content_sha256": hashlib.sha256(stored).hexdigest(),
+        "content_md5": hashlib.md5(stored, usedforsecurity=False).hexdigest(),
         "object_key": key,
         "metadata_key": sidecar_key(key),
         **(sidecar_overrides or {}),

@@ -63,7 +63,12 @@ def test_bad_objects_are_quarantined_and_named_the_rest_loads(
     rows = [reading(i, NOW) for i in range(1, 11)]
     put_object(s3, raw, NOW, rows, node="good")
     bad_sum = put_object(
-        s3, raw, NOW, rows, node="checksum", sidecar_overrides={"content_sha256": "0" * 64}
+        s3,
+        raw,
+        NOW,
+        rows,
+        node="checksum",
+        sidecar_overrides={"content_sha256": "0" * 64, "content_md5": "0" * 32},
     )
     bad_count = put_object(s3, raw, NOW, rows, node="count", sidecar_overrides={"row_count": 99})
     truncated = put_object(s3, raw, NOW, rows, node="truncated", body_override=b"PAR1 not parquet")
@@ -200,3 +205,63 @@ def test_regional_partitions_by_hour_and_region(
         warehouse_path, "SELECT _region, count(*) FROM bronze_regional GROUP BY 1 ORDER BY 1"
     )
     assert counts == [(OTHER_REGION, 3), ("us-east-1", 5)]
+
+
+def test_objects_without_a_verifiable_etag_take_the_verified_download_path(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """The direct DuckDB scan needs the ETag to prove the content; others are downloaded."""
+    raw = bucket(bucket_prefix, "raw")
+    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 6)], node="direct")
+    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(6, 9)], node="older-agent",
+               sidecar_overrides={"content_md5": None})  # fmt: skip
+    result = materialize(
+        bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path), instance
+    )
+    metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
+    assert metadata["objects_loaded"].value == 2
+    assert metadata["objects_read_directly"].value == 1
+    assert warehouse_rows(
+        warehouse_path, "SELECT count(*), count(DISTINCT id) FROM bronze_raw"
+    ) == [(8, 8)]
+    nodes = warehouse_rows(warehouse_path, "SELECT DISTINCT _node_id FROM bronze_raw ORDER BY 1")
+    assert nodes == [("direct",), ("older-agent",)]
+
+
+def test_loads_larger_than_a_duckdb_row_group_persist_on_every_path(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """DuckDB 1.5.5 drops large inserts into a table created in the same transaction by
+    `CREATE TABLE AS SELECT ... LIMIT 0`; every layer must keep rows beyond 122,880."""
+    from orchestration.gold.assets import build_hourly_gold
+    from orchestration.gold.tables import GOLD_TABLES
+    from orchestration.silver.assets import silver_sensor_readings
+
+    raw = bucket(bucket_prefix, "raw")
+
+    def rows(first: int, count: int) -> pa.Table:
+        ids = list(range(first, first + count))
+        return pa.table({
+            "id": ids,
+            "timestamp": [(NOW + timedelta(microseconds=i)).isoformat() for i in ids],
+            "sensor_id": ["AMS_000001"] * count,
+            "temperature": [61.0] * count,
+        })  # fmt: skip
+
+    put_object(s3, raw, NOW, rows(0, 80_000), node="direct")
+    put_object(s3, raw, NOW, rows(80_000, 80_000), node="download",
+               sidecar_overrides={"content_md5": None})  # fmt: skip
+    res = resources(bucket_prefix, s3_env, warehouse_path)
+    result = materialize(bronze_raw, hour_key(NOW), res, instance)
+    metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
+    assert metadata["objects_read_directly"].value == 1
+    assert warehouse_rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(160_000,)]
+    warehouse = {"warehouse": res["warehouse"]}
+    materialize(silver_sensor_readings, hour_key(NOW), warehouse, instance)
+    assert warehouse_rows(warehouse_path, "SELECT count(*) FROM silver_sensor_readings") == [
+        (160_000,)
+    ]
+    materialize(build_hourly_gold(GOLD_TABLES[0]), hour_key(NOW), warehouse, instance)
+    assert warehouse_rows(warehouse_path, "SELECT readings FROM gold_sensor_hourly_stats") == [
+        (160_000,)
+    ]

@@ -52,6 +52,7 @@ def _metadata(load: BronzeLoad, name: str, history: list[tuple], preview: str) -
         "table": name,
         "dagster/row_count": load.rows,
         "objects_loaded": load.objects,
+        "objects_read_directly": load.objects_read_directly,
         "bytes_loaded": load.bytes,
         "objects_quarantined": len(load.quarantined),
         "rows_rescued": load.rescued_rows,
@@ -125,6 +126,8 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                     mode=config.schema_mode,
                     run_id=context.run.run_id,
                     max_files=warehouse.settings().max_files_per_run,
+                    region=landing.lakehouse_region,
+                    endpoint=landing.resolved_endpoint(),
                 )
             except (NewColumnsRefusedError, TooManyFilesError) as exc:
                 raise dg.Failure(description=str(exc)) from exc

@@ -11,7 +11,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from orchestration.bronze.objects import QuarantinedObject, VerifiedObject, fetch_in_order
+from orchestration.bronze.direct import enable_s3, etag_verifies, one_schema
+from orchestration.bronze.objects import QuarantinedObject, fetch_in_order, fetch_sidecars
 from orchestration.bronze.schema import (
     RESCUED_COLUMN,
     NewColumnsRefusedError,
@@ -20,8 +21,8 @@ from orchestration.bronze.schema import (
     fingerprint,
     reconcile,
 )
-from orchestration.landing.objects import list_hour
-from orchestration.warehouse import quote, table_exists
+from orchestration.landing.objects import LandingObject, list_hour
+from orchestration.warehouse import create_table_like, quote, table_exists
 
 LINEAGE_COLUMNS = (
     "_source_object",
@@ -59,6 +60,7 @@ class BronzeLoad:
     objects: int = 0
     bytes: int = 0
     rescued_rows: int = 0
+    objects_read_directly: int = 0
     quarantined: list[QuarantinedObject] = field(default_factory=list)
     rows_per_partition: dict[str, int] = field(default_factory=dict)
     schema_version: int = 0
@@ -78,10 +80,9 @@ def _data_schema(conn: duckdb.DuckDBPyConnection, table: str) -> pa.Schema | Non
     return pa.schema([f for f in schema if f.name not in hidden])
 
 
-def _lineage(verified: VerifiedObject, target: PartitionTarget) -> dict[str, Any]:
-    sidecar = verified.sidecar
+def _lineage(obj: LandingObject, sidecar: dict[str, Any], target: PartitionTarget) -> dict:
     return {
-        "_source_object": verified.obj.uri,
+        "_source_object": obj.uri,
         "_node_id": sidecar.get("node_id"),
         "_region": target.region or sidecar.get("region"),
         "_batch_id": sidecar.get("batch_id"),
@@ -113,6 +114,10 @@ def _with_lineage(
 GROUP_ROWS = 1_000_000  # rows inserted per statement while later objects still download
 
 
+class DirectReadError(Exception):
+    """DuckDB could not read the objects directly: the load is redone object by object."""
+
+
 def load_bronze(
     conn: duckdb.DuckDBPyConnection,
     *,
@@ -122,10 +127,14 @@ def load_bronze(
     mode: SchemaMode,
     run_id: str,
     max_files: int,
+    region: str = "us-east-1",
+    endpoint: str | None = None,
+    direct: bool = True,
 ) -> BronzeLoad:
     """Replace each target partition with every verified object of its hour; one transaction.
 
-    Objects stream in key order (downloads overlap the inserts); a failure anywhere, including
+    Objects whose ETag proves their content load in one DuckDB scan straight from S3; the others
+    are downloaded, verified and reconciled one by one. A failure anywhere, including
     failOnNewColumns, rolls the whole load back and the partitions keep their old rows.
     """
     for ddl in BOOKKEEPING_DDL:
@@ -138,18 +147,49 @@ def load_bronze(
             f"{len(listed)} objects in {len(targets)} partition(s) exceed this environment's "
             f"max_files_per_run ({max_files}); backfill a smaller range"
         )
+    chosen: list[tuple[PartitionTarget, LandingObject, dict[str, Any]]] = []
+    if direct and mode != "rescue" and listed and enable_s3(conn, region, endpoint):
+        sidecars = fetch_sidecars(client, [obj for _, obj in listed])
+        chosen = [
+            (t, obj, sidecars[obj.uri])
+            for t, obj in listed
+            if obj.uri in sidecars and etag_verifies(obj, sidecars[obj.uri])
+        ]
+        if chosen and not one_schema(conn, [obj.uri for _, obj, _ in chosen]):
+            chosen = []
+    try:
+        return _load(conn, client, table, targets, listed, chosen, mode, run_id)
+    except DirectReadError:
+        return _load(conn, client, table, targets, listed, [], mode, run_id)
+
+
+def _load(
+    conn: duckdb.DuckDBPyConnection,
+    client: Any,
+    table: str,
+    targets: list[PartitionTarget],
+    listed: list[tuple[PartitionTarget, LandingObject]],
+    chosen: list[tuple[PartitionTarget, LandingObject, dict[str, Any]]],
+    mode: SchemaMode,
+    run_id: str,
+) -> BronzeLoad:
     ingested_at = datetime.now(UTC)
     result = BronzeLoad(rows_per_partition={t.partition_key: 0 for t in targets})
     current = _data_schema(conn, table)
     before = fingerprint(current) if current is not None else None
-    group = _Group()
     manifest: list[tuple[Any, ...]] = []
+    direct_uris = {obj.uri for _, obj, _ in chosen}
 
     conn.execute("BEGIN TRANSACTION")
     try:
         _clear_partitions(conn, table, targets)
-        fetched = fetch_in_order(client, [obj for _, obj in listed])
-        for (target, obj), outcome in zip(listed, fetched, strict=True):
+        if chosen:
+            current = _load_direct(conn, table, chosen, current, mode, ingested_at, result,
+                                   manifest, run_id, before)  # fmt: skip
+        group = _Group()
+        rest = [(t, obj) for t, obj in listed if obj.uri not in direct_uris]
+        fetched = fetch_in_order(client, [obj for _, obj in rest])
+        for (target, obj), outcome in zip(rest, fetched, strict=True):
             if isinstance(outcome, QuarantinedObject):
                 result.quarantined.append(outcome)
                 continue
@@ -166,12 +206,9 @@ def load_bronze(
             current = reconciled.schema
             result.added_columns += [f.name for f in reconciled.added if before is not None]
             result.rescued_rows += reconciled.rescued_rows
-            group.add(reconciled.table, _lineage(outcome, target))
+            group.add(reconciled.table, _lineage(outcome.obj, outcome.sidecar, target))
             rows = outcome.table.num_rows
-            result.rows += rows
-            result.objects += 1
-            result.bytes += outcome.size
-            result.rows_per_partition[target.partition_key] += rows
+            _count(result, target, obj, rows, outcome.size)
             manifest.append(
                 (table, target.partition_key, obj.uri, obj.etag,
                  outcome.sidecar["content_sha256"], rows, fingerprint(outcome.table.schema),
@@ -198,6 +235,98 @@ def load_bronze(
         conn.execute("ROLLBACK")
         raise
     return result
+
+
+def _count(
+    result: BronzeLoad, target: PartitionTarget, obj: LandingObject, rows: int, size: int
+) -> None:
+    result.rows += rows
+    result.objects += 1
+    result.bytes += size
+    result.rows_per_partition[target.partition_key] += rows
+
+
+def _load_direct(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    chosen: list[tuple[PartitionTarget, LandingObject, dict[str, Any]]],
+    current: pa.Schema | None,
+    mode: SchemaMode,
+    ingested_at: datetime,
+    result: BronzeLoad,
+    manifest: list[tuple[Any, ...]],
+    run_id: str,
+    before: str | None,
+) -> pa.Schema:
+    """One DuckDB scan over every ETag-verified object whose footer row count is right."""
+    try:
+        footer_rows = dict(
+            conn.execute(
+                "SELECT file_name, num_rows FROM parquet_file_metadata(?)",
+                [[obj.uri for _, obj, _ in chosen]],
+            ).fetchall()
+        )
+    except duckdb.Error as exc:
+        raise DirectReadError(str(exc)) from exc
+    # Checked before inserting: DuckDB 1.5 cannot read back large uncommitted appends.
+    loadable = []
+    for target, obj, sidecar in chosen:
+        rows = int(footer_rows.get(obj.uri, -1))
+        if rows != sidecar.get("row_count"):
+            result.quarantined.append(
+                QuarantinedObject(
+                    obj,
+                    f"row count mismatch: object has {rows}, metadata says "
+                    f"{sidecar.get('row_count')}",
+                )
+            )
+        else:
+            loadable.append((target, obj, sidecar, rows))
+    if not loadable:
+        return current  # type: ignore[return-value]
+    uris = [obj.uri for _, obj, _, _ in loadable]
+    try:
+        union = conn.execute(
+            "SELECT * FROM read_parquet(?, hive_partitioning = false) LIMIT 0", [uris]
+        ).to_arrow_table()
+        reconciled = reconcile(current, union, mode)
+    except (duckdb.Error, SchemaConflictError) as exc:
+        raise DirectReadError(str(exc)) from exc
+    except NewColumnsRefusedError as exc:
+        raise NewColumnsRefusedError(f"{exc} in {uris[0]} (schema mode failOnNewColumns)") from exc
+    schema = reconciled.schema
+    result.added_columns += [f.name for f in reconciled.added if before is not None]
+    _create_or_evolve(conn, table, _with_lineage(reconciled.table, [], [], ingested_at))
+    lineage = pa.Table.from_pylist(
+        [{"uri": obj.uri, **_lineage(obj, sidecar, t)} for t, obj, sidecar, _ in loadable],
+        schema=pa.schema(
+            [("uri", pa.string())]
+            + [(c, pa.string()) for c in ("_source_object", "_node_id", "_region", "_batch_id")]
+            + [("_partition_hour", pa.timestamp("us", "UTC"))]
+        ),
+    )
+    columns = ", ".join(f"p.{quote(f.name)}" for f in schema if f.name in union.column_names)
+    conn.register("bronze_lineage", lineage)
+    try:
+        conn.execute(
+            f"INSERT INTO {quote(table)} BY NAME SELECT {columns}, l._source_object, l._node_id, "
+            "l._region, l._batch_id, l._partition_hour, $ingested AS _ingested_at "
+            "FROM read_parquet($uris, filename = true, hive_partitioning = false) p "
+            "JOIN bronze_lineage l ON p.filename = l.uri",
+            {"uris": uris, "ingested": ingested_at},
+        )
+    except duckdb.Error as exc:
+        raise DirectReadError(str(exc)) from exc
+    finally:
+        conn.unregister("bronze_lineage")
+    for target, obj, sidecar, rows in loadable:
+        _count(result, target, obj, rows, obj.size)
+        result.objects_read_directly += 1
+        manifest.append(
+            (table, target.partition_key, obj.uri, obj.etag, sidecar.get("content_sha256"), rows,
+             fingerprint(union.schema), ingested_at, run_id)
+        )  # fmt: skip
+    return schema
 
 
 class _Group:
@@ -259,7 +388,7 @@ def _create_or_evolve(conn: duckdb.DuckDBPyConnection, table: str, batch: pa.Tab
     conn.register("bronze_schema", batch.slice(0, 0))
     try:
         if not table_exists(conn, table):
-            conn.execute(f"CREATE TABLE {quote(table)} AS SELECT * FROM bronze_schema")
+            create_table_like(conn, table, "SELECT * FROM bronze_schema")
             return
         existing = {row[0] for row in conn.execute(f"DESCRIBE {quote(table)}").fetchall()}
         for name, duck_type, *_ in conn.execute("DESCRIBE SELECT * FROM bronze_schema").fetchall():

@@ -83,3 +83,18 @@ def fetch_in_order(
             if nxt is not None:
                 pending.append(pool.submit(fetch, client, nxt))
             yield result
+
+
+def fetch_sidecars(client: Any, objects: list[LandingObject]) -> dict[str, dict[str, Any]]:
+    """Sidecars by object URI; an unreadable or invalid one is simply absent."""
+
+    def one(obj: LandingObject) -> tuple[str, dict[str, Any] | None]:
+        try:
+            body = client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key)["Body"].read()
+            document = json.loads(body)
+        except (ClientError, BotoCoreError, ValueError):
+            return obj.uri, None
+        return obj.uri, document if isinstance(document, dict) else None
+
+    with ThreadPoolExecutor(16) as pool:
+        return {uri: doc for uri, doc in pool.map(one, objects) if doc is not None}

@@ -7,7 +7,7 @@ import dagster as dg
 from orchestration.gold.tables import GOLD_TABLES, GoldTable
 from orchestration.partitions import hourly_partitions
 from orchestration.silver.assets import SILVER_TABLE
-from orchestration.warehouse import Warehouse, quote, table_exists
+from orchestration.warehouse import Warehouse, create_table_like, quote, table_exists
 
 SILVER_KEY = dg.AssetKey(["silver", "sensor_readings"])
 SILENT_CHECK = "no_silent_sensors"
@@ -45,7 +45,7 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
                 raise dg.Failure(description=f"{SILVER_TABLE} does not exist yet")
             conn.execute("BEGIN TRANSACTION")
             if not table_exists(conn, table):
-                conn.execute(f"CREATE TABLE {quote(table)} AS {spec.select} LIMIT 0", params)
+                create_table_like(conn, table, spec.select, params)
             conn.execute(f"DELETE FROM {quote(table)} WHERE hour >= ? AND hour < ?", bounds)
             conn.execute(f"INSERT INTO {quote(table)} BY NAME {spec.select}", params)
             conn.execute("COMMIT")

@@ -39,11 +39,17 @@ def compact_table(conn: duckdb.DuckDBPyConnection, table: str, fill: float = 0.5
     if before <= needed or rows / max(before, 1) >= fill * ROW_GROUP_SIZE:
         return Compaction(table, rows, before, before, rewritten=False)
     staging = f"{table}__compacting"
-    conn.execute("BEGIN TRANSACTION")
+    # The copy is made and counted before the swap transaction (see create_table_like for the
+    # DuckDB 1.5.5 bug that large writes in one transaction with a new table can hit).
     conn.execute(
         f"CREATE OR REPLACE TABLE {quote(staging)} AS SELECT * FROM {quote(table)} "
         "ORDER BY _partition_hour"
     )
+    copied = int(conn.execute(f"SELECT count(*) FROM {quote(staging)}").fetchone()[0])  # type: ignore[index]
+    if copied != rows:
+        conn.execute(f"DROP TABLE {quote(staging)}")
+        raise RuntimeError(f"compaction copy of {table} has {copied} rows, not {rows}")
+    conn.execute("BEGIN TRANSACTION")
     conn.execute(f"DROP TABLE {quote(table)}")
     conn.execute(f"ALTER TABLE {quote(staging)} RENAME TO {quote(table)}")
     conn.execute("COMMIT")

@@ -8,7 +8,7 @@ import duckdb
 from edge_agent.naming import SCENARIOS
 from orchestration.partitions import hourly_partitions
 from orchestration.silver.expectations import EXPECTATIONS, Expectation
-from orchestration.warehouse import Warehouse, quote, table_exists
+from orchestration.warehouse import Warehouse, create_table_like, quote, table_exists
 
 SILVER_TABLE = "silver_sensor_readings"
 # When the same reading arrives through several scenarios, keep the richest copy.
@@ -160,7 +160,7 @@ def silver_sensor_readings(
         keep = " AND ".join(f"coalesce({c}, false)" for c in drops) or "true"
         conn.execute("BEGIN TRANSACTION")
         if not table_exists(conn, SILVER_TABLE):
-            conn.execute(f"CREATE TABLE {SILVER_TABLE} AS SELECT * FROM silver_stage LIMIT 0")
+            create_table_like(conn, SILVER_TABLE, "SELECT * FROM silver_stage")
         conn.execute(f"DELETE FROM {SILVER_TABLE} WHERE {window}", [start, end])
         conn.execute(f"INSERT INTO {SILVER_TABLE} BY NAME SELECT * FROM silver_stage WHERE {keep}")
         conn.execute("COMMIT")
