@@ -35,6 +35,9 @@ def enable_s3(conn: duckdb.DuckDBPyConnection, region: str, endpoint: str | None
     frozen = credentials.get_frozen_credentials()
     duckdb_extensions.import_extension("httpfs", con=conn)
     conn.execute("LOAD httpfs")
+    # Footers are read to check schemas and row counts, then again by the load itself.
+    conn.execute("SET parquet_metadata_cache = true")
+    conn.execute("SET enable_http_metadata_cache = true")
     options = [
         "TYPE s3",
         f"KEY_ID {_literal(frozen.access_key)}",
