@@ -11,11 +11,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from edge_agent.source import quote_ident as quote
+from edge_agent.source import quote_literal
 from orchestration.settings import EnvironmentSettings, environment_settings
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -53,7 +51,7 @@ class Warehouse(dg.ConfigurableResource):
         while True:
             try:
                 mode = " (READ_ONLY)" if read_only else ""
-                conn.execute(f"ATTACH '{_literal(str(path))}' AS {quote(s.catalog)}{mode}")
+                conn.execute(f"ATTACH {quote_literal(str(path))} AS {quote(s.catalog)}{mode}")
                 break
             except duckdb.IOException as exc:  # another process holds the write lock
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -68,10 +66,6 @@ class Warehouse(dg.ConfigurableResource):
             yield conn
         finally:
             conn.close()
-
-
-def _literal(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from edge_agent.batches import encode_parquet
 from edge_agent.naming import data_object_key, sidecar_key
+from orchestration.landing.objects import hour_key as hour_key  # the tests' partition keys
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
 
@@ -71,10 +72,6 @@ def put_object(
     s3.put_object(Bucket=bucket, Key=key, Body=stored)
     s3.put_object(Bucket=bucket, Key=sidecar_key(key), Body=json.dumps(sidecar).encode())
     return f"s3://{bucket}/{key}"
-
-
-def hour_key(hour: datetime) -> str:
-    return f"{hour:%Y-%m-%d-%H}:00"
 
 
 def resources(prefix: str, endpoint: str, warehouse_path: Path) -> dict[str, Any]:

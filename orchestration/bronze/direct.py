@@ -13,11 +13,8 @@ from urllib.parse import urlparse
 import boto3
 import duckdb
 
+from edge_agent.source import quote_literal
 from orchestration.landing.objects import LandingObject
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def etag_verifies(obj: LandingObject, sidecar: dict[str, Any]) -> bool:
@@ -40,16 +37,16 @@ def enable_s3(conn: duckdb.DuckDBPyConnection, region: str, endpoint: str | None
     conn.execute("SET enable_http_metadata_cache = true")
     options = [
         "TYPE s3",
-        f"KEY_ID {_literal(frozen.access_key)}",
-        f"SECRET {_literal(frozen.secret_key)}",
-        f"REGION {_literal(region)}",
+        f"KEY_ID {quote_literal(frozen.access_key)}",
+        f"SECRET {quote_literal(frozen.secret_key)}",
+        f"REGION {quote_literal(region)}",
     ]
     if frozen.token:
-        options.append(f"SESSION_TOKEN {_literal(frozen.token)}")
+        options.append(f"SESSION_TOKEN {quote_literal(frozen.token)}")
     if endpoint:
         url = urlparse(endpoint)
         options += [
-            f"ENDPOINT {_literal(url.netloc)}",
+            f"ENDPOINT {quote_literal(url.netloc)}",
             "URL_STYLE 'path'",
             f"USE_SSL {'true' if url.scheme == 'https' else 'false'}",
         ]

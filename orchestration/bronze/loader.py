@@ -11,14 +11,19 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from edge_agent.batches import schema_fingerprint as fingerprint
 from orchestration.bronze.direct import enable_s3, etag_verifies, one_schema
-from orchestration.bronze.objects import QuarantinedObject, fetch_in_order, fetch_sidecars
+from orchestration.bronze.objects import (
+    QuarantinedObject,
+    fetch_in_order,
+    fetch_sidecars,
+    row_count_mismatch,
+)
 from orchestration.bronze.schema import (
     RESCUED_COLUMN,
     NewColumnsRefusedError,
     SchemaConflictError,
     SchemaMode,
-    fingerprint,
     reconcile,
 )
 from orchestration.landing.objects import LandingObject, list_hour
@@ -273,13 +278,7 @@ def _load_direct(
     for target, obj, sidecar in chosen:
         rows = int(footer_rows.get(obj.uri, -1))
         if rows != sidecar.get("row_count"):
-            result.quarantined.append(
-                QuarantinedObject(
-                    obj,
-                    f"row count mismatch: object has {rows}, metadata says "
-                    f"{sidecar.get('row_count')}",
-                )
-            )
+            result.quarantined.append(row_count_mismatch(obj, rows, sidecar))
         else:
             loadable.append((target, obj, sidecar, rows))
     if not loadable:

@@ -32,6 +32,12 @@ class QuarantinedObject:
     reason: str
 
 
+def row_count_mismatch(obj: LandingObject, rows: int, sidecar: dict[str, Any]) -> QuarantinedObject:
+    return QuarantinedObject(
+        obj, f"row count mismatch: object has {rows}, metadata says {sidecar.get('row_count')}"
+    )
+
+
 def fetch(client: Any, obj: LandingObject) -> VerifiedObject | QuarantinedObject:
     """The object's rows, if its bytes, checksum, Parquet and row count all agree."""
     try:
@@ -58,11 +64,7 @@ def fetch(client: Any, obj: LandingObject) -> VerifiedObject | QuarantinedObject
     except (pa.ArrowInvalid, OSError) as exc:
         return QuarantinedObject(obj, f"unreadable Parquet: {str(exc).splitlines()[0][:200]}")
     if table.num_rows != sidecar.get("row_count"):
-        return QuarantinedObject(
-            obj,
-            f"row count mismatch: object has {table.num_rows}, metadata says "
-            f"{sidecar.get('row_count')}",
-        )
+        return row_count_mismatch(obj, table.num_rows, sidecar)
     return VerifiedObject(obj, sidecar, table, len(body))
 
 

@@ -93,10 +93,3 @@ def _with_rescued(table: pa.Table, rescued: pa.Array | None) -> pa.Table:
     if rescued is None:
         rescued = pa.nulls(table.num_rows, pa.string())
     return table.append_column(RESCUED_COLUMN, rescued)
-
-
-def fingerprint(schema: pa.Schema) -> str:
-    import hashlib
-
-    text = ";".join(f"{f.name}:{f.type}" for f in schema)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

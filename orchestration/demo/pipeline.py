@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from edge_agent.naming import SCENARIOS
+from orchestration.gold.tables import GOLD_TABLES
 from orchestration.resources import LandingZone
 from orchestration.silver.assets import SILVER_TABLE
 from orchestration.warehouse import Warehouse
@@ -80,10 +81,8 @@ def build_derived(
 
 
 def layer_counts(warehouse: Warehouse) -> list[tuple[str, int]]:
-    tables = [f"bronze_{s}" for s in SCENARIOS] + [SILVER_TABLE] + [
-        "gold_sensor_hourly_stats", "gold_region_hourly_stats", "gold_anomalies",
-        "gold_fleet_health", "gold_readings_all_regions",
-    ]  # fmt: skip
+    gold = [spec.entity for spec in GOLD_TABLES] + ["fleet_health", "readings_all_regions"]
+    tables = [f"bronze_{s}" for s in SCENARIOS] + [SILVER_TABLE] + [f"gold_{e}" for e in gold]
     out = []
     with warehouse.connect(read_only=True) as conn:
         present = {
