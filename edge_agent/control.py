@@ -154,7 +154,7 @@ class ControlStore:
     def __init__(self, db: NodeDatabase, owner: str | None = None) -> None:
         self.db = db
         self.owner = owner or agent_identity()
-        db.query("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA journal_mode=WAL")
         with db.transaction():
             for statement in filter(str.strip, _DDL.split(";")):
                 db.execute(statement)
@@ -182,7 +182,7 @@ class ControlStore:
         validate_scenario(pipeline_type)
         now = utc_now()
         with self.transaction() as db:
-            db.query(
+            db.execute(
                 "INSERT INTO pipeline_config (id, pipeline_type, updated_at, updated_by) "
                 "VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "pipeline_type = excluded.pipeline_type, updated_at = excluded.updated_at, "
@@ -214,7 +214,7 @@ class ControlStore:
         error: str | None = None,
     ) -> None:
         with self.transaction() as db:
-            db.query(
+            db.execute(
                 "UPDATE pipeline_executions SET completed_at = ?, status = ?, rows_read = ?, "
                 "rows_uploaded = ?, rows_rejected = ?, objects_written = ?, error = ? WHERE id = ?",
                 (
@@ -247,7 +247,7 @@ class ControlStore:
             return int(row[0]), str(row[1])
         # The namespace keeps batch ids of two databases apart even if their node ids collide.
         namespace = uuid.uuid4().hex[:8]
-        db.query(
+        db.execute(
             "INSERT INTO upload_state (source_table, watermark, batch_namespace, updated_at) "
             "VALUES (?, 0, ?, ?)",
             (table, namespace, utc_now()),
@@ -288,7 +288,7 @@ class ControlStore:
                 start, end, count, pipeline_type, bucket, owner, expires = row
                 if owner == self.owner or (expires > now and _owner_alive(owner)):
                     continue
-                db.query(
+                db.execute(
                     "UPDATE upload_claims SET owner = ?, lease_expires_at = ? "
                     "WHERE source_table = ? AND start_key = ?",
                     (self.owner, now + lease_seconds, source.name, start),
@@ -318,7 +318,7 @@ class ControlStore:
             )
             pipeline_type = self.get_pipeline().pipeline_type
             bucket = bucket_for(pipeline_type)
-            db.query(
+            db.execute(
                 "INSERT INTO upload_claims (source_table, start_key, end_key, row_count, "
                 "pipeline_type, bucket, owner, lease_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (source.name, start, end, count, pipeline_type, bucket, self.owner,
@@ -337,7 +337,7 @@ class ControlStore:
                 (claim.source_table, claim.start_key),
             )
             if row is not None and not row[0]:
-                db.query(
+                db.execute(
                     "UPDATE upload_claims SET done = 1 WHERE source_table = ? AND start_key = ?",
                     (claim.source_table, claim.start_key),
                 )
@@ -354,12 +354,12 @@ class ControlStore:
                 )
                 if done is None:
                     break
-                db.query(
+                db.execute(
                     "DELETE FROM upload_claims WHERE source_table = ? AND start_key = ?",
                     (claim.source_table, watermark),
                 )
                 watermark = int(done[0])
-            db.query(
+            db.execute(
                 "UPDATE upload_state SET watermark = ?, updated_at = ? WHERE source_table = ?",
                 (watermark, utc_now(), claim.source_table),
             )
@@ -368,7 +368,7 @@ class ControlStore:
     def release_claims(self) -> None:
         """Give up this agent's unfinished claims so the next attempt redoes them at once."""
         with self.transaction() as db:
-            db.query(
+            db.execute(
                 "UPDATE upload_claims SET lease_expires_at = 0 WHERE owner = ? AND done = 0",
                 (self.owner,),
             )
@@ -390,11 +390,11 @@ class ControlStore:
 
     def report_delivered(self, report_id: int) -> None:
         with self.transaction() as db:
-            db.query("DELETE FROM report_outbox WHERE id = ?", (report_id,))
+            db.execute("DELETE FROM report_outbox WHERE id = ?", (report_id,))
 
     def report_failed(self, report_id: int, error: str) -> None:
         with self.transaction() as db:
-            db.query(
+            db.execute(
                 "UPDATE report_outbox SET attempts = attempts + 1, last_error = ?, "
                 "claimed_until = 0 WHERE id = ?",
                 (error, report_id),

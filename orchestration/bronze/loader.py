@@ -37,6 +37,11 @@ LINEAGE_COLUMNS = (
     "_partition_hour",
     "_ingested_at",
 )
+OBJECT_LINEAGE = LINEAGE_COLUMNS[:-1]  # per object; `_ingested_at` is one value per load
+LINEAGE_TYPES = {
+    "_partition_hour": pa.timestamp("us", "UTC"),
+    "_ingested_at": pa.timestamp("us", "UTC"),
+}
 BOOKKEEPING_DDL = (
     """CREATE TABLE IF NOT EXISTS _bronze_loads (
         table_name VARCHAR, partition_key VARCHAR, object_uri VARCHAR, etag VARCHAR,
@@ -100,15 +105,14 @@ def _with_lineage(
 ) -> pa.Table:
     """Lineage for every row, dictionary-encoded by object: a URI is stored once per object,
     not once per row, which keeps large loads from building gigabytes of repeated strings."""
-    when = pa.timestamp("us", "UTC")
     index = pa.concat_arrays(
         [pa.repeat(pa.scalar(i, pa.int32()), n) for i, n in enumerate(rows)]
     ) if rows else pa.array([], pa.int32())  # fmt: skip
     for name in LINEAGE_COLUMNS:
         if name == "_ingested_at":
-            column = pa.repeat(pa.scalar(ingested_at, when), batch.num_rows)
-        elif name == "_partition_hour":
-            column = pa.array([o[name] for o in per_object], when).take(index)
+            column = pa.repeat(pa.scalar(ingested_at, LINEAGE_TYPES[name]), batch.num_rows)
+        elif name in LINEAGE_TYPES:
+            column = pa.array([o[name] for o in per_object], LINEAGE_TYPES[name]).take(index)
         else:
             values = pa.array([o[name] for o in per_object], pa.string())
             column = pa.DictionaryArray.from_arrays(index, values)
@@ -213,7 +217,7 @@ def _load(
             result.rescued_rows += reconciled.rescued_rows
             group.add(reconciled.table, _lineage(outcome.obj, outcome.sidecar, target))
             rows = outcome.table.num_rows
-            _count(result, target, obj, rows, outcome.size)
+            _count(result, target, rows, outcome.size)
             manifest.append(
                 (table, target.partition_key, obj.uri, obj.etag,
                  outcome.sidecar["content_sha256"], rows, fingerprint(outcome.table.schema),
@@ -234,7 +238,7 @@ def _load(
             )
         stored = _data_schema(conn, table)  # as DuckDB keeps it, so versions compare like with like
         result.schema = stored
-        result.schema_version = _record_schema_version(conn, table, stored, mode, run_id, before)
+        result.schema_version = _record_schema_version(conn, table, stored, mode, run_id)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -242,9 +246,7 @@ def _load(
     return result
 
 
-def _count(
-    result: BronzeLoad, target: PartitionTarget, obj: LandingObject, rows: int, size: int
-) -> None:
+def _count(result: BronzeLoad, target: PartitionTarget, rows: int, size: int) -> None:
     result.rows += rows
     result.objects += 1
     result.bytes += size
@@ -300,16 +302,17 @@ def _load_direct(
         [{"uri": obj.uri, **_lineage(obj, sidecar, t)} for t, obj, sidecar, _ in loadable],
         schema=pa.schema(
             [("uri", pa.string())]
-            + [(c, pa.string()) for c in ("_source_object", "_node_id", "_region", "_batch_id")]
-            + [("_partition_hour", pa.timestamp("us", "UTC"))]
+            + [(c, LINEAGE_TYPES.get(c, pa.string())) for c in OBJECT_LINEAGE]
         ),
     )
-    columns = ", ".join(f"p.{quote(f.name)}" for f in schema if f.name in union.column_names)
+    columns = ", ".join(
+        [f"p.{quote(f.name)}" for f in schema if f.name in union.column_names]
+        + [f"l.{quote(c)}" for c in OBJECT_LINEAGE]
+    )
     conn.register("bronze_lineage", lineage)
     try:
         conn.execute(
-            f"INSERT INTO {quote(table)} BY NAME SELECT {columns}, l._source_object, l._node_id, "
-            "l._region, l._batch_id, l._partition_hour, $ingested AS _ingested_at "
+            f"INSERT INTO {quote(table)} BY NAME SELECT {columns}, $ingested AS _ingested_at "
             "FROM read_parquet($uris, filename = true, hive_partitioning = false) p "
             "JOIN bronze_lineage l ON p.filename = l.uri",
             {"uris": uris, "ingested": ingested_at},
@@ -319,7 +322,7 @@ def _load_direct(
     finally:
         conn.unregister("bronze_lineage")
     for target, obj, sidecar, rows in loadable:
-        _count(result, target, obj, rows, obj.size)
+        _count(result, target, rows, obj.size)
         result.objects_read_directly += 1
         manifest.append(
             (table, target.partition_key, obj.uri, obj.etag, sidecar.get("content_sha256"), rows,
@@ -403,7 +406,6 @@ def _record_schema_version(
     schema: pa.Schema | None,
     mode: str,
     run_id: str,
-    before: str | None,
 ) -> int:
     last = conn.execute(
         "SELECT version, fingerprint FROM _schema_versions WHERE table_name = ? "
