@@ -18,7 +18,7 @@ def test_lakehouse_benchmark_tiny(tmp_path: Path) -> None:
     from bench import lakehouse
 
     results = lakehouse.main(["--tiny", "--workdir", str(tmp_path)])
-    assert results["bronze_rows"] == results["ceiling_rows"] == 20_000
+    assert results["bronze_rows"] == results["ceiling_rows"] == results["dagster_rows"] == 20_000
     assert results["dlt_rows"] > 0 and results["bronze_vs_dlt"] > 0
     for ticks in results["ticks"].values():
         assert ticks["reconciliation_ticks"] >= 1 and ticks["steady_tick_s"] > 0

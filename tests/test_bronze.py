@@ -10,7 +10,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from orchestration.bronze import loader
+from orchestration.bronze import bookkeeping, loader
 from orchestration.bronze.assets import QUARANTINE_CHECK, build_bronze_asset
 from tests.conftest import OTHER_REGION, bucket
 from tests.lakehouse import (
@@ -169,7 +169,7 @@ def test_a_failed_run_is_retried_without_duplicates(
     """The first attempt dies inside the load transaction; the retry policy runs it again."""
     raw = bucket(bucket_prefix, "raw")
     put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 11)])
-    real = loader._record_schema_version
+    real = bookkeeping.record_schema_version
     calls = {"n": 0}
 
     def dies_once(*args: Any, **kwargs: Any) -> int:
@@ -178,7 +178,7 @@ def test_a_failed_run_is_retried_without_duplicates(
             raise OSError("disk full, just this once")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loader, "_record_schema_version", dies_once)
+    monkeypatch.setattr(bookkeeping, "record_schema_version", dies_once)
     result = materialize(
         bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path), instance
     )
@@ -207,25 +207,26 @@ def test_regional_partitions_by_hour_and_region(
     assert counts == [(OTHER_REGION, 3), ("us-east-1", 5)]
 
 
-def test_objects_without_a_verifiable_etag_take_the_verified_download_path(
+def test_objects_of_another_schema_load_one_by_one_beside_the_bulk_scan(
     s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    """The direct DuckDB scan needs the ETag to prove the content; others are downloaded."""
+    """The most common schema loads in one DuckDB scan; an object with a new column is read and
+    reconciled alone, and its column is added (addNewColumns)."""
     raw = bucket(bucket_prefix, "raw")
-    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 6)], node="direct")
-    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(6, 9)], node="older-agent",
-               sidecar_overrides={"content_md5": None})  # fmt: skip
+    for node in ("a", "b"):
+        put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 6)], node=node)
+    put_object(s3, raw, NOW, [reading(i, NOW, firmware="2.1") for i in range(6, 9)], node="new")
     result = materialize(
         bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path), instance
     )
     metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
-    assert metadata["objects_loaded"].value == 2
-    assert metadata["objects_read_directly"].value == 1
+    assert metadata["objects_loaded"].value == 3
+    assert metadata["run_objects_bulk_loaded"].value == 2
+    assert metadata["columns_added"].value == "none"  # the table is new: nothing was added to it
     assert warehouse_rows(
-        warehouse_path, "SELECT count(*), count(DISTINCT id) FROM bronze_raw"
-    ) == [(8, 8)]
-    nodes = warehouse_rows(warehouse_path, "SELECT DISTINCT _node_id FROM bronze_raw ORDER BY 1")
-    assert nodes == [("direct",), ("older-agent",)]
+        warehouse_path,
+        "SELECT _node_id, count(*), count(firmware) FROM bronze_raw GROUP BY 1 ORDER BY 1",
+    ) == [("a", 5, 0), ("b", 5, 0), ("new", 3, 3)]
 
 
 def test_loads_larger_than_a_duckdb_row_group_persist_on_every_path(
@@ -248,13 +249,13 @@ def test_loads_larger_than_a_duckdb_row_group_persist_on_every_path(
             "temperature": [61.0] * count,
         })  # fmt: skip
 
-    put_object(s3, raw, NOW, rows(0, 80_000), node="direct")
-    put_object(s3, raw, NOW, rows(80_000, 80_000), node="download",
-               sidecar_overrides={"content_md5": None})  # fmt: skip
+    put_object(s3, raw, NOW, rows(0, 80_000), node="scan")
+    one_by_one = rows(80_000, 80_000).append_column("firmware", pa.array(["2.1"] * 80_000))
+    put_object(s3, raw, NOW, one_by_one, node="alone")
     res = resources(bucket_prefix, s3_env, warehouse_path)
     result = materialize(bronze_raw, hour_key(NOW), res, instance)
     metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
-    assert metadata["objects_read_directly"].value == 1
+    assert metadata["run_objects_bulk_loaded"].value == 1
     assert warehouse_rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(160_000,)]
     warehouse = {"warehouse": res["warehouse"]}
     materialize(silver_sensor_readings, hour_key(NOW), warehouse, instance)
@@ -265,3 +266,47 @@ def test_loads_larger_than_a_duckdb_row_group_persist_on_every_path(
     assert warehouse_rows(warehouse_path, "SELECT readings FROM gold_sensor_hourly_stats") == [
         (160_000,)
     ]
+
+
+def test_a_corrupt_data_page_behind_a_good_footer_is_quarantined_the_rest_loads(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """The footer passes, so the object joins the bulk scan; the scan fails on its pages, the
+    load is rolled back and redone object by object, which names the bad object."""
+    from edge_agent.batches import encode_parquet
+
+    raw = bucket(bucket_prefix, "raw")
+    rows = [reading(i, NOW) for i in range(1, 201)]
+    put_object(s3, raw, NOW, rows, node="good")
+    body = bytearray(encode_parquet(pa.Table.from_pylist(rows), "timestamp"))
+    body[8:400] = bytes(392)  # the first column chunk's pages; the footer at the end is intact
+    corrupt = put_object(s3, raw, NOW, rows, node="corrupt", body_override=bytes(body))
+    result = materialize(
+        bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path), instance
+    )
+    assert warehouse_rows(warehouse_path, "SELECT DISTINCT _node_id FROM bronze_raw") == [("good",)]
+    assert warehouse_rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(200,)]
+    check = result.get_asset_check_evaluations()[0]
+    assert not check.passed and corrupt in check.metadata["objects"].value
+    assert "unreadable Parquet" in check.metadata["objects"].value
+    metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
+    assert metadata["run_objects_bulk_loaded"].value == 0  # the redo went object by object
+
+
+def test_a_load_bigger_than_the_staging_budget_goes_in_chunks(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Each object its own chunk: staged, scanned and deleted before the next; all rows land."""
+    monkeypatch.setattr(loader, "STAGING_BYTES", 1)
+    raw = bucket(bucket_prefix, "raw")
+    for n, node in enumerate(("a", "b", "c")):
+        put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 4 + n)], node=node)
+    result = materialize(
+        bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path), instance
+    )
+    metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
+    assert metadata["run_objects_bulk_loaded"].value == 3
+    assert warehouse_rows(
+        warehouse_path, "SELECT _node_id, count(*) FROM bronze_raw GROUP BY 1 ORDER BY 1"
+    ) == [("a", 3), ("b", 4), ("c", 5)]

@@ -278,3 +278,15 @@ def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(
         assert conn.execute("SELECT count(*) FROM lakehouse.staging.bronze_raw").fetchone() == (11,)
         silver = conn.execute("SELECT count(*) FROM lakehouse.staging.silver_sensor_readings")
         assert silver.fetchone() == (11,)
+    # One run loaded both hours; each hour's materialization carries its own counts.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for hour, rows in zip(hours, (5, 6), strict=True):
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(
+                    asset_key=dg.AssetKey(["bronze", "raw"]), asset_partitions=[hour_key(hour)]
+                ),
+                limit=1,
+            ).records
+            metadata = records[0].asset_materialization.metadata  # type: ignore[union-attr]
+            assert metadata["dagster/row_count"].value == rows
+            assert metadata["objects_loaded"].value == 1

@@ -6,13 +6,13 @@ import dagster as dg
 from pydantic import Field
 
 from edge_agent.naming import SCENARIOS
+from orchestration.bronze.bookkeeping import schema_history
 from orchestration.bronze.loader import (
     BronzeLoad,
     NewColumnsRefusedError,
     PartitionTarget,
     TooManyFilesError,
     load_bronze,
-    schema_history,
 )
 from orchestration.bronze.schema import SchemaMode
 from orchestration.landing.objects import partition_hour
@@ -50,13 +50,11 @@ def _metadata(load: BronzeLoad, name: str, history: list[tuple], preview: str) -
     )
     return {
         "table": name,
-        "dagster/row_count": load.rows,
-        "objects_loaded": load.objects,
-        "objects_read_directly": load.objects_read_directly,
-        "bytes_loaded": load.bytes,
-        "objects_quarantined": len(load.quarantined),
+        "run_rows": load.rows,
+        "run_objects": load.objects,
+        "run_objects_bulk_loaded": load.objects_bulk_loaded,
+        "run_objects_quarantined": len(load.quarantined),
         "rows_rescued": load.rescued_rows,
-        "rows_per_partition": dg.MetadataValue.json(load.rows_per_partition),
         "schema_version": load.schema_version,
         "columns_added": ", ".join(load.added_columns) or "none",
         "dagster/column_schema": dg.TableSchema(columns=columns),
@@ -126,13 +124,21 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                     mode=config.schema_mode,
                     run_id=context.run.run_id,
                     max_files=warehouse.settings().max_files_per_run,
-                    region=landing.lakehouse_region,
-                    endpoint=landing.resolved_endpoint(),
                 )
             except (NewColumnsRefusedError, TooManyFilesError) as exc:
                 raise dg.Failure(description=str(exc)) from exc
             history = schema_history(conn, table)
             preview = _preview(conn, table, targets)
+        for partition_key, partition in load.partitions.items():
+            context.add_asset_metadata(
+                {
+                    "dagster/row_count": partition.rows,
+                    "objects_loaded": partition.objects,
+                    "bytes_loaded": partition.bytes,
+                    "objects_quarantined": partition.quarantined,
+                },
+                partition_key=partition_key,
+            )
         for q in load.quarantined:
             context.log.warning(f"quarantined {q.obj.uri}: {q.reason}")
         context.log.info(

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-import json
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from edge_agent.batches import schema_fingerprint as fingerprint
-from orchestration.bronze.direct import enable_s3, etag_verifies, one_schema
+from orchestration.bronze import bookkeeping
 from orchestration.bronze.objects import (
     QuarantinedObject,
-    fetch_in_order,
-    fetch_sidecars,
+    StagedObject,
     row_count_mismatch,
+    stage_all,
+    unreadable_parquet,
 )
+from orchestration.bronze.scan import Footer, ScanError, empty_table, insert_scan, read_footer
 from orchestration.bronze.schema import (
     RESCUED_COLUMN,
     NewColumnsRefusedError,
+    Reconciled,
     SchemaConflictError,
     SchemaMode,
     reconcile,
@@ -42,18 +49,6 @@ LINEAGE_TYPES = {
     "_partition_hour": pa.timestamp("us", "UTC"),
     "_ingested_at": pa.timestamp("us", "UTC"),
 }
-BOOKKEEPING_DDL = (
-    """CREATE TABLE IF NOT EXISTS _bronze_loads (
-        table_name VARCHAR, partition_key VARCHAR, object_uri VARCHAR, etag VARCHAR,
-        sha256 VARCHAR, row_count BIGINT, schema_fingerprint VARCHAR,
-        loaded_at TIMESTAMPTZ, run_id VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS _bronze_quarantine (
-        table_name VARCHAR, partition_key VARCHAR, object_uri VARCHAR, reason VARCHAR,
-        detected_at TIMESTAMPTZ, run_id VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS _schema_versions (
-        table_name VARCHAR, version INTEGER, fingerprint VARCHAR, columns VARCHAR,
-        change VARCHAR, mode VARCHAR, recorded_at TIMESTAMPTZ, run_id VARCHAR)""",
-)
 
 
 @dataclass(frozen=True)
@@ -65,14 +60,24 @@ class PartitionTarget:
 
 
 @dataclass
+class PartitionLoad:
+    """What one partition received: shown on that partition's materialization."""
+
+    rows: int = 0
+    objects: int = 0
+    bytes: int = 0
+    quarantined: int = 0
+
+
+@dataclass
 class BronzeLoad:
     rows: int = 0
     objects: int = 0
     bytes: int = 0
     rescued_rows: int = 0
-    objects_read_directly: int = 0
+    objects_bulk_loaded: int = 0  # loaded by DuckDB's Parquet scan, not object by object
     quarantined: list[QuarantinedObject] = field(default_factory=list)
-    rows_per_partition: dict[str, int] = field(default_factory=dict)
+    partitions: dict[str, PartitionLoad] = field(default_factory=dict)
     schema_version: int = 0
     schema: pa.Schema | None = None
     added_columns: list[str] = field(default_factory=list)
@@ -120,11 +125,11 @@ def _with_lineage(
     return batch
 
 
-GROUP_ROWS = 1_000_000  # rows inserted per statement while later objects still download
-
-
-class DirectReadError(Exception):
-    """DuckDB could not read the objects directly: the load is redone object by object."""
+GROUP_ROWS = 1_000_000  # rows of reconciled Arrow tables inserted per statement
+# Objects are staged on local disk in chunks of about this many bytes, each loaded (one scan)
+# and deleted before the next is staged: a prod run of 10,000 objects needs no 10,000 objects
+# of disk.
+STAGING_BYTES = 1 << 30
 
 
 def load_bronze(
@@ -136,17 +141,16 @@ def load_bronze(
     mode: SchemaMode,
     run_id: str,
     max_files: int,
-    region: str = "us-east-1",
-    endpoint: str | None = None,
-    direct: bool = True,
+    bulk_scan: bool = True,
 ) -> BronzeLoad:
     """Replace each target partition with every verified object of its hour; one transaction.
 
-    Objects whose ETag proves their content load in one DuckDB scan straight from S3; the others
-    are downloaded, verified and reconciled one by one. A failure anywhere, including
+    Objects are staged on local disk in bounded chunks, each checked against its sidecar's
+    SHA-256 as it streams. A chunk's objects of the most common schema then load by one DuckDB
+    scan; the others are read and reconciled one by one. A failure anywhere, including
     failOnNewColumns, rolls the whole load back and the partitions keep their old rows.
     """
-    for ddl in BOOKKEEPING_DDL:
+    for ddl in bookkeeping.BOOKKEEPING_DDL:
         conn.execute(ddl)
     with ThreadPoolExecutor(8) as pool:  # a backfill lists many hour prefixes
         hours = pool.map(lambda t: list_hour(client, t.bucket, t.hour), targets)
@@ -156,179 +160,208 @@ def load_bronze(
             f"{len(listed)} objects in {len(targets)} partition(s) exceed this environment's "
             f"max_files_per_run ({max_files}); backfill a smaller range"
         )
-    chosen: list[tuple[PartitionTarget, LandingObject, dict[str, Any]]] = []
-    if direct and mode != "rescue" and listed and enable_s3(conn, region, endpoint):
-        sidecars = fetch_sidecars(client, [obj for _, obj in listed])
-        chosen = [
-            (t, obj, sidecars[obj.uri])
-            for t, obj in listed
-            if obj.uri in sidecars and etag_verifies(obj, sidecars[obj.uri])
-        ]
-        if chosen and not one_schema(conn, [obj.uri for _, obj, _ in chosen]):
-            chosen = []
+    bulk_scan = bulk_scan and mode != "rescue"
+    # Bronze rows have no order; without keeping one, DuckDB appends from every thread.
+    conn.execute("SET preserve_insertion_order = false")
     try:
-        return _load(conn, client, table, targets, listed, chosen, mode, run_id)
-    except DirectReadError:
-        return _load(conn, client, table, targets, listed, [], mode, run_id)
+        try:
+            return _Load(conn, client, table, targets, listed, mode, run_id).run(bulk_scan)
+        except ScanError:  # rolled back: redone object by object, which names the bad object
+            return _Load(conn, client, table, targets, listed, mode, run_id).run(False)
+    finally:
+        conn.execute("RESET preserve_insertion_order")
 
 
-def _load(
-    conn: duckdb.DuckDBPyConnection,
-    client: Any,
-    table: str,
-    targets: list[PartitionTarget],
-    listed: list[tuple[PartitionTarget, LandingObject]],
-    chosen: list[tuple[PartitionTarget, LandingObject, dict[str, Any]]],
-    mode: SchemaMode,
-    run_id: str,
-) -> BronzeLoad:
-    ingested_at = datetime.now(UTC)
-    result = BronzeLoad(rows_per_partition={t.partition_key: 0 for t in targets})
-    current = _data_schema(conn, table)
-    before = fingerprint(current) if current is not None else None
-    manifest: list[tuple[Any, ...]] = []
-    direct_uris = {obj.uri for _, obj, _ in chosen}
+def _chunks(
+    listed: list[tuple[PartitionTarget, LandingObject]], budget: int
+) -> Iterator[list[LandingObject]]:
+    """The objects in key order, cut where their bytes on the staging disk pass `budget`."""
+    chunk: list[LandingObject] = []
+    size = 0
+    for _, obj in listed:
+        if chunk and size + obj.size > budget:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(obj)
+        size += obj.size
+    if chunk:
+        yield chunk
 
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        _clear_partitions(conn, table, targets)
-        if chosen:
-            current = _load_direct(conn, table, chosen, current, mode, ingested_at, result,
-                                   manifest, run_id, before)  # fmt: skip
-        group = _Group()
-        rest = [(t, obj) for t, obj in listed if obj.uri not in direct_uris]
-        fetched = fetch_in_order(client, [obj for _, obj in rest])
-        for (target, obj), outcome in zip(rest, fetched, strict=True):
-            if isinstance(outcome, QuarantinedObject):
-                result.quarantined.append(outcome)
-                continue
-            try:
-                reconciled = reconcile(current, outcome.table, mode)
-            except SchemaConflictError as exc:
-                reason = f"schema cannot be reconciled: {exc}"
-                result.quarantined.append(QuarantinedObject(obj, reason))
-                continue
-            except NewColumnsRefusedError as exc:
-                raise NewColumnsRefusedError(
-                    f"{exc} in {obj.uri} (schema mode failOnNewColumns)"
-                ) from exc
-            current = reconciled.schema
-            result.added_columns += [f.name for f in reconciled.added if before is not None]
-            result.rescued_rows += reconciled.rescued_rows
-            group.add(reconciled.table, _lineage(outcome.obj, outcome.sidecar, target))
-            rows = outcome.table.num_rows
-            _count(result, target, rows, outcome.size)
-            manifest.append(
-                (table, target.partition_key, obj.uri, obj.etag,
-                 outcome.sidecar["content_sha256"], rows, fingerprint(outcome.table.schema),
-                 ingested_at, run_id)
-            )  # fmt: skip
-            if group.rows >= GROUP_ROWS:
-                group.insert(conn, table, ingested_at)
-        group.insert(conn, table, ingested_at)
-        if manifest:
-            conn.executemany(
-                "INSERT INTO _bronze_loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", manifest
+
+class _Load:
+    """One bronze load: every staged object of the targets into `table`, in one transaction."""
+
+    def __init__(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        client: Any,
+        table: str,
+        targets: list[PartitionTarget],
+        listed: list[tuple[PartitionTarget, LandingObject]],
+        mode: SchemaMode,
+        run_id: str,
+    ) -> None:
+        self.conn, self.client, self.table, self.targets, self.mode, self.run_id = (
+            conn, client, table, targets, mode, run_id
+        )  # fmt: skip
+        self.listed = listed
+        self.target_of = {obj.uri: t for t, obj in listed}
+        self.ingested_at = datetime.now(UTC)
+        self.result = BronzeLoad(partitions={t.partition_key: PartitionLoad() for t in targets})
+        self.current = _data_schema(conn, table)
+        self.before = fingerprint(self.current) if self.current is not None else None
+        self.manifest: list[tuple[Any, ...]] = []
+        self.group = _Group()
+
+    def run(self, bulk_scan: bool) -> BronzeLoad:
+        conn = self.conn
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            bookkeeping.clear_partitions(conn, self.table, self.targets)
+            for chunk in _chunks(self.listed, STAGING_BYTES):
+                with tempfile.TemporaryDirectory(prefix="bronze-staging-") as directory:
+                    objects: list[StagedObject] = []
+                    for outcome in stage_all(self.client, chunk, Path(directory)):
+                        if isinstance(outcome, QuarantinedObject):
+                            self.result.quarantined.append(outcome)
+                        else:
+                            objects.append(outcome)
+                    self._load_objects(objects, bulk_scan)
+                    self.group.insert(conn, self.table, self.ingested_at)
+            self._record()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return self.result
+
+    def _load_objects(self, objects: list[StagedObject], bulk_scan: bool) -> None:
+        """Check each object's footer against its sidecar, then load: one scan for the objects
+        of the most common schema, object by object for the rest."""
+        whole: list[tuple[StagedObject, Footer]] = []
+        for staged in objects:
+            footer = read_footer(staged.path)
+            if footer is None:  # unreadable: reading it alone names the error
+                self._load_one(staged)
+            elif footer.rows != staged.sidecar.get("row_count"):
+                self.result.quarantined.append(
+                    row_count_mismatch(staged.obj, footer.rows, staged.sidecar)
+                )
+            else:
+                whole.append((staged, footer))
+        common = None
+        if bulk_scan and whole:
+            common = Counter(f.signature for _, f in whole).most_common(1)[0][0]
+        scanned = [(s, f.rows) for s, f in whole if f.signature == common]
+        if scanned and not self._scan(scanned):
+            scanned = []
+        in_scan = {id(s) for s, _ in scanned}
+        for staged, _ in whole:
+            if id(staged) not in in_scan:
+                self._load_one(staged)
+
+    def _scan(self, scanned: list[tuple[StagedObject, int]]) -> bool:
+        """One DuckDB scan over objects of one schema; False if that schema cannot be taken."""
+        staged = [s for s, _ in scanned]
+        shape = empty_table(self.conn, staged[0].path)
+        try:
+            reconciled = reconcile(self.current, shape, self.mode)
+        except SchemaConflictError:  # each object is tried alone, and quarantined with why
+            return False
+        except NewColumnsRefusedError as exc:
+            raise _refused(exc, staged[0].obj) from exc
+        self._evolve(reconciled)
+        _create_or_evolve(
+            self.conn, self.table, _with_lineage(reconciled.table, [], [], self.ingested_at)
+        )
+        lineage = pa.Table.from_pylist(
+            [{"path": str(s.path), **self._lineage(s)} for s in staged],
+            schema=pa.schema(
+                [("path", pa.string())]
+                + [(c, LINEAGE_TYPES.get(c, pa.string())) for c in OBJECT_LINEAGE]
+            ),
+        )
+        columns = [f.name for f in reconciled.schema if f.name in shape.column_names]
+        insert_scan(self.conn, self.table, columns, lineage, self.ingested_at)
+        for s, n in scanned:
+            self._loaded(s, n, shape.schema)
+            self.result.objects_bulk_loaded += 1
+        return True
+
+    def _load_one(self, staged: StagedObject) -> None:
+        """Read, check and reconcile one object; its rows join the next Arrow insert."""
+        try:
+            data = pq.read_table(staged.path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            self.result.quarantined.append(unreadable_parquet(staged.obj, exc))
+            return
+        if data.num_rows != staged.sidecar.get("row_count"):
+            self.result.quarantined.append(
+                row_count_mismatch(staged.obj, data.num_rows, staged.sidecar)
             )
-        partition_of = {obj.uri: t.partition_key for t, obj in listed}
-        for q in result.quarantined:
+            return
+        try:
+            reconciled = reconcile(self.current, data, self.mode)
+        except SchemaConflictError as exc:
+            reason = f"schema cannot be reconciled: {exc}"
+            self.result.quarantined.append(QuarantinedObject(staged.obj, reason))
+            return
+        except NewColumnsRefusedError as exc:
+            raise _refused(exc, staged.obj) from exc
+        self._evolve(reconciled)
+        self.result.rescued_rows += reconciled.rescued_rows
+        self.group.add(reconciled.table, self._lineage(staged))
+        self._loaded(staged, data.num_rows, data.schema)
+        if self.group.rows >= GROUP_ROWS:
+            self.group.insert(self.conn, self.table, self.ingested_at)
+
+    def _evolve(self, reconciled: Reconciled) -> None:
+        self.current = reconciled.schema
+        if self.before is not None:
+            self.result.added_columns += [f.name for f in reconciled.added]
+
+    def _lineage(self, staged: StagedObject) -> dict[str, Any]:
+        return _lineage(staged.obj, staged.sidecar, self.target_of[staged.obj.uri])
+
+    def _loaded(self, staged: StagedObject, rows: int, schema: pa.Schema) -> None:
+        target = self.target_of[staged.obj.uri]
+        result = self.result
+        result.rows += rows
+        result.objects += 1
+        result.bytes += staged.size
+        partition = result.partitions[target.partition_key]
+        partition.rows += rows
+        partition.objects += 1
+        partition.bytes += staged.size
+        self.manifest.append(
+            (self.table, target.partition_key, staged.obj.uri, staged.obj.etag,
+             staged.sidecar.get("content_sha256"), rows, fingerprint(schema), self.ingested_at,
+             self.run_id)
+        )  # fmt: skip
+
+    def _record(self) -> None:
+        """Bookkeeping in the load's transaction: manifest, quarantine, schema version."""
+        conn, table = self.conn, self.table
+        if self.manifest:
+            conn.executemany(
+                "INSERT INTO _bronze_loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self.manifest
+            )
+        for q in self.result.quarantined:
+            self.result.partitions[self.target_of[q.obj.uri].partition_key].quarantined += 1
             conn.execute(
                 "INSERT INTO _bronze_quarantine VALUES (?, ?, ?, ?, ?, ?)",
-                [table, partition_of[q.obj.uri], q.obj.uri, q.reason, ingested_at, run_id],
-            )
-        stored = _data_schema(conn, table)  # as DuckDB keeps it, so versions compare like with like
-        result.schema = stored
-        result.schema_version = _record_schema_version(conn, table, stored, mode, run_id)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return result
-
-
-def _count(result: BronzeLoad, target: PartitionTarget, rows: int, size: int) -> None:
-    result.rows += rows
-    result.objects += 1
-    result.bytes += size
-    result.rows_per_partition[target.partition_key] += rows
-
-
-def _load_direct(
-    conn: duckdb.DuckDBPyConnection,
-    table: str,
-    chosen: list[tuple[PartitionTarget, LandingObject, dict[str, Any]]],
-    current: pa.Schema | None,
-    mode: SchemaMode,
-    ingested_at: datetime,
-    result: BronzeLoad,
-    manifest: list[tuple[Any, ...]],
-    run_id: str,
-    before: str | None,
-) -> pa.Schema:
-    """One DuckDB scan over every ETag-verified object whose footer row count is right."""
-    try:
-        footer_rows = dict(
-            conn.execute(
-                "SELECT file_name, num_rows FROM parquet_file_metadata(?)",
-                [[obj.uri for _, obj, _ in chosen]],
-            ).fetchall()
+                [table, self.target_of[q.obj.uri].partition_key, q.obj.uri, q.reason,
+                 self.ingested_at, self.run_id],
+            )  # fmt: skip
+        stored = _data_schema(conn, table)  # as DuckDB keeps it: versions compare like with like
+        self.result.schema = stored
+        self.result.schema_version = bookkeeping.record_schema_version(
+            conn, table, stored, self.mode, self.run_id
         )
-    except duckdb.Error as exc:
-        raise DirectReadError(str(exc)) from exc
-    # Checked before inserting: DuckDB 1.5 cannot read back large uncommitted appends.
-    loadable = []
-    for target, obj, sidecar in chosen:
-        rows = int(footer_rows.get(obj.uri, -1))
-        if rows != sidecar.get("row_count"):
-            result.quarantined.append(row_count_mismatch(obj, rows, sidecar))
-        else:
-            loadable.append((target, obj, sidecar, rows))
-    if not loadable:
-        return current  # type: ignore[return-value]
-    uris = [obj.uri for _, obj, _, _ in loadable]
-    try:
-        union = conn.execute(
-            "SELECT * FROM read_parquet(?, hive_partitioning = false) LIMIT 0", [uris]
-        ).to_arrow_table()
-        reconciled = reconcile(current, union, mode)
-    except (duckdb.Error, SchemaConflictError) as exc:
-        raise DirectReadError(str(exc)) from exc
-    except NewColumnsRefusedError as exc:
-        raise NewColumnsRefusedError(f"{exc} in {uris[0]} (schema mode failOnNewColumns)") from exc
-    schema = reconciled.schema
-    result.added_columns += [f.name for f in reconciled.added if before is not None]
-    _create_or_evolve(conn, table, _with_lineage(reconciled.table, [], [], ingested_at))
-    lineage = pa.Table.from_pylist(
-        [{"uri": obj.uri, **_lineage(obj, sidecar, t)} for t, obj, sidecar, _ in loadable],
-        schema=pa.schema(
-            [("uri", pa.string())]
-            + [(c, LINEAGE_TYPES.get(c, pa.string())) for c in OBJECT_LINEAGE]
-        ),
-    )
-    columns = ", ".join(
-        [f"p.{quote(f.name)}" for f in schema if f.name in union.column_names]
-        + [f"l.{quote(c)}" for c in OBJECT_LINEAGE]
-    )
-    conn.register("bronze_lineage", lineage)
-    try:
-        conn.execute(
-            f"INSERT INTO {quote(table)} BY NAME SELECT {columns}, $ingested AS _ingested_at "
-            "FROM read_parquet($uris, filename = true, hive_partitioning = false) p "
-            "JOIN bronze_lineage l ON p.filename = l.uri",
-            {"uris": uris, "ingested": ingested_at},
-        )
-    except duckdb.Error as exc:
-        raise DirectReadError(str(exc)) from exc
-    finally:
-        conn.unregister("bronze_lineage")
-    for target, obj, sidecar, rows in loadable:
-        _count(result, target, rows, obj.size)
-        result.objects_read_directly += 1
-        manifest.append(
-            (table, target.partition_key, obj.uri, obj.etag, sidecar.get("content_sha256"), rows,
-             fingerprint(union.schema), ingested_at, run_id)
-        )  # fmt: skip
-    return schema
+
+
+def _refused(exc: NewColumnsRefusedError, obj: LandingObject) -> NewColumnsRefusedError:
+    return NewColumnsRefusedError(f"{exc} in {obj.uri} (schema mode failOnNewColumns)")
 
 
 class _Group:
@@ -365,27 +398,6 @@ class _Group:
         self.clear()
 
 
-def _clear_partitions(
-    conn: duckdb.DuckDBPyConnection, table: str, targets: list[PartitionTarget]
-) -> None:
-    exists = table_exists(conn, table)
-    for target in targets:
-        if exists:
-            where, params = _partition_predicate(target)
-            conn.execute(f"DELETE FROM {quote(table)} WHERE {where}", params)
-        for bookkeeping in ("_bronze_loads", "_bronze_quarantine"):
-            conn.execute(
-                f"DELETE FROM {bookkeeping} WHERE table_name = ? AND partition_key = ?",
-                [table, target.partition_key],
-            )
-
-
-def _partition_predicate(target: PartitionTarget) -> tuple[str, list[Any]]:
-    if target.region is None:
-        return "_partition_hour = ?", [target.hour]
-    return "_partition_hour = ? AND _region = ?", [target.hour, target.region]
-
-
 def _create_or_evolve(conn: duckdb.DuckDBPyConnection, table: str, batch: pa.Table) -> None:
     conn.register("bronze_schema", batch.slice(0, 0))
     try:
@@ -398,57 +410,3 @@ def _create_or_evolve(conn: duckdb.DuckDBPyConnection, table: str, batch: pa.Tab
                 conn.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {duck_type}")
     finally:
         conn.unregister("bronze_schema")
-
-
-def _record_schema_version(
-    conn: duckdb.DuckDBPyConnection,
-    table: str,
-    schema: pa.Schema | None,
-    mode: str,
-    run_id: str,
-) -> int:
-    last = conn.execute(
-        "SELECT version, fingerprint FROM _schema_versions WHERE table_name = ? "
-        "ORDER BY version DESC LIMIT 1",
-        [table],
-    ).fetchone()
-    if schema is None:
-        return int(last[0]) if last else 0
-    current = fingerprint(schema)
-    if last and last[1] == current:
-        return int(last[0])
-    version = (int(last[0]) if last else 0) + 1
-    change = "created"
-    if last is not None:
-        previous = conn.execute(
-            "SELECT columns FROM _schema_versions WHERE table_name = ? AND version = ?",
-            [table, last[0]],
-        ).fetchone()
-        old_names = {c["name"] for c in json.loads(previous[0])} if previous else set()
-        added = [f.name for f in schema if f.name not in old_names]
-        removed = sorted(old_names - set(schema.names))
-        change = (
-            "; ".join(
-                part
-                for part in (
-                    f"added {', '.join(added)}" if added else "",
-                    f"removed {', '.join(removed)}" if removed else "",
-                )
-                if part
-            )
-            or "column types changed"
-        )
-    columns = json.dumps([{"name": f.name, "type": str(f.type)} for f in schema])
-    conn.execute(
-        "INSERT INTO _schema_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [table, version, current, columns, change, mode, datetime.now(UTC), run_id],
-    )
-    return version
-
-
-def schema_history(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        "SELECT version, change, mode, recorded_at, columns FROM _schema_versions "
-        "WHERE table_name = ? ORDER BY version",
-        [table],
-    ).fetchall()

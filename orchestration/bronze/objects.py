@@ -1,32 +1,32 @@
-"""Fetching landing objects for bronze: download, verify against the sidecar, or quarantine."""
+"""Staging landing objects for bronze: download to local disk, verify against the sidecar."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestration.landing.objects import LandingObject
 
+CHUNK_BYTES = 1 << 20  # an object streams to disk; memory does not grow with its size
 
-@dataclass
-class VerifiedObject:
+
+@dataclass(frozen=True)
+class StagedObject:
+    """A landing object whose bytes are on local disk and match its sidecar's SHA-256."""
+
     obj: LandingObject
     sidecar: dict[str, Any]
-    table: pa.Table
+    path: Path
     size: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class QuarantinedObject:
     obj: LandingObject
     reason: str
@@ -38,65 +38,59 @@ def row_count_mismatch(obj: LandingObject, rows: int, sidecar: dict[str, Any]) -
     )
 
 
-def fetch(client: Any, obj: LandingObject) -> VerifiedObject | QuarantinedObject:
-    """The object's rows, if its bytes, checksum, Parquet and row count all agree."""
+def unreadable_parquet(obj: LandingObject, error: Exception) -> QuarantinedObject:
+    return QuarantinedObject(obj, f"unreadable Parquet: {str(error).splitlines()[0][:200]}")
+
+
+def stage(client: Any, obj: LandingObject, path: Path) -> StagedObject | QuarantinedObject:
+    """Download the object to `path`, hashing as it streams; keep it only if the checksum holds."""
     try:
-        body = client.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
-        raw_sidecar = client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key)["Body"].read()
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        return QuarantinedObject(obj, f"could not be read from S3 ({code})")
-    except BotoCoreError as exc:
-        return QuarantinedObject(obj, f"could not be read from S3 ({type(exc).__name__})")
-    try:
-        sidecar = json.loads(raw_sidecar)
+        sidecar = json.loads(
+            client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key)["Body"].read()
+        )
     except ValueError:
         return QuarantinedObject(obj, "metadata sidecar is not valid JSON")
-    checksum = hashlib.sha256(body).hexdigest()
+    except (ClientError, BotoCoreError) as exc:
+        return _unreachable(obj, exc)
+    if not isinstance(sidecar, dict):
+        return QuarantinedObject(obj, "metadata sidecar is not a JSON object")
+    digest, size = hashlib.sha256(), 0
+    try:
+        body = client.get_object(Bucket=obj.bucket, Key=obj.key)["Body"]
+        with path.open("wb") as out:
+            for chunk in body.iter_chunks(CHUNK_BYTES):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+    except (ClientError, BotoCoreError) as exc:
+        path.unlink(missing_ok=True)
+        return _unreachable(obj, exc)
+    checksum = digest.hexdigest()
     if checksum != sidecar.get("content_sha256"):
+        path.unlink(missing_ok=True)
         return QuarantinedObject(
             obj,
             f"checksum mismatch: object sha256 {checksum[:12]}…, metadata says "
             f"{str(sidecar.get('content_sha256'))[:12]}…",
         )
-    try:
-        table = pq.read_table(io.BytesIO(body))
-    except (pa.ArrowInvalid, OSError) as exc:
-        return QuarantinedObject(obj, f"unreadable Parquet: {str(exc).splitlines()[0][:200]}")
-    if table.num_rows != sidecar.get("row_count"):
-        return row_count_mismatch(obj, table.num_rows, sidecar)
-    return VerifiedObject(obj, sidecar, table, len(body))
+    return StagedObject(obj, sidecar, path, size)
 
 
-def fetch_in_order(
-    client: Any, objects: list[LandingObject], window: int = 32, threads: int = 16
-) -> Iterator[VerifiedObject | QuarantinedObject]:
-    """Results in key order while later objects download: at most `window` held in memory."""
+def _unreachable(obj: LandingObject, exc: Exception) -> QuarantinedObject:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "error")
+        return QuarantinedObject(obj, f"could not be read from S3 ({code})")
+    return QuarantinedObject(obj, f"could not be read from S3 ({type(exc).__name__})")
+
+
+def stage_all(
+    client: Any, objects: list[LandingObject], directory: Path, threads: int = 16
+) -> list[StagedObject | QuarantinedObject]:
+    """Every object staged (or quarantined), in the given order; downloads run in parallel."""
     with ThreadPoolExecutor(threads) as pool:
-        pending: deque[Future[VerifiedObject | QuarantinedObject]] = deque()
-        upcoming = iter(objects)
-        for obj in upcoming:
-            pending.append(pool.submit(fetch, client, obj))
-            if len(pending) >= window:
-                break
-        while pending:
-            result = pending.popleft().result()
-            nxt = next(upcoming, None)
-            if nxt is not None:
-                pending.append(pool.submit(fetch, client, nxt))
-            yield result
-
-
-def fetch_sidecars(client: Any, objects: list[LandingObject]) -> dict[str, dict[str, Any]]:
-    """Sidecars by object URI; an unreadable or invalid one is simply absent."""
-
-    def one(obj: LandingObject) -> tuple[str, dict[str, Any] | None]:
-        try:
-            body = client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key)["Body"].read()
-            document = json.loads(body)
-        except (ClientError, BotoCoreError, ValueError):
-            return obj.uri, None
-        return obj.uri, document if isinstance(document, dict) else None
-
-    with ThreadPoolExecutor(16) as pool:
-        return {uri: doc for uri, doc in pool.map(one, objects) if doc is not None}
+        return list(
+            pool.map(
+                lambda item: stage(client, item[1], directory / f"{item[0]:07d}.parquet"),
+                enumerate(objects),
+            )
+        )
