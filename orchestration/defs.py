@@ -6,6 +6,9 @@ from orchestration.bronze.assets import bronze_assets
 from orchestration.bronze.sensors import landing_sensors
 from orchestration.fleet.assets import edge_demo_job, edge_fleet
 from orchestration.gold.assets import gold_assets
+from orchestration.lakebase.assets import synced_table_assets
+from orchestration.lakebase.postgres import Lakebase
+from orchestration.lakebase.sensors import continuous_sensors
 from orchestration.landing.assets import landing_assets
 from orchestration.maintenance.compaction import daily_compaction_job, daily_compaction_schedule
 from orchestration.resources import LandingZone
@@ -21,13 +24,21 @@ from orchestration.warehouse import Warehouse
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[*landing_assets, edge_fleet, *bronze_assets, silver_sensor_readings, *gold_assets],
+        assets=[
+            *landing_assets,
+            edge_fleet,
+            *bronze_assets,
+            silver_sensor_readings,
+            *gold_assets,
+            *synced_table_assets(),
+        ],
         jobs=[edge_demo_job, lakehouse_hourly_job, regional_bronze_job, daily_compaction_job],
         schedules=[lakehouse_hourly_schedule, regional_bronze_schedule, daily_compaction_schedule],
-        sensors=landing_sensors,
+        sensors=[*landing_sensors, *continuous_sensors()],
         resources={
             "landing": LandingZone(),
             "warehouse": Warehouse(),
+            "lakebase": Lakebase(),
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
         },
     )

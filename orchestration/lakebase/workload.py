@@ -1,0 +1,113 @@
+"""The Lakebase workload config, in the shape of the Databricks Lakebase accelerator's YAML."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_WORKLOAD = Path(__file__).with_name("workload.yaml")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")  # room for suffixes in 63
+_LAYERS = ("bronze", "silver", "gold")
+
+
+class SyncPolicy(StrEnum):
+    SNAPSHOT = "SNAPSHOT"
+    TRIGGERED = "TRIGGERED"
+    CONTINUOUS = "CONTINUOUS"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseInstance(_Strict):
+    bulk_writes_per_second: float = 0
+    continuous_writes_per_second: float = 0
+    reads_per_second: float = 0
+    number_of_readable_secondaries: int = Field(0, ge=0)
+    readable_secondary_size_cu: int = Field(1, ge=1)
+    promotion_percentage: float = Field(0, ge=0, le=100)
+
+
+class DatabaseStorage(_Strict):
+    data_stored_gb: float = Field(0, ge=0)
+    estimated_data_deleted_daily_gb: float = Field(0, ge=0)
+    restore_windows_days: int = Field(0, ge=0)
+
+
+class TableToSync(_Strict):
+    """A lakehouse table kept in Postgres: `name` is `{layer}_{entity}` in the environment's
+    catalog and schema (e.g. gold_sensor_hourly_stats); it is also the Postgres table name."""
+
+    name: str
+    primary_keys: list[str] = Field(min_length=1)
+    scheduling_policy: SyncPolicy = SyncPolicy.TRIGGERED
+    timeseries_key: str | None = None
+
+    @field_validator("name", "timeseries_key")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        if value is not None and not _IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a lower-case SQL identifier")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _layered(cls, value: str) -> str:
+        if value.split("_", 1)[0] not in _LAYERS or "_" not in value:
+            raise ValueError(f"{value!r} must be {{layer}}_{{entity}}, layer one of {_LAYERS}")
+        return value
+
+    @property
+    def source_asset_key(self) -> dg.AssetKey:
+        layer, entity = self.name.split("_", 1)
+        return dg.AssetKey([layer, entity])
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return dg.AssetKey(["lakebase", self.name])
+
+
+class DeltaSynchronization(_Strict):
+    number_of_continuous_pipelines: int | None = Field(None, ge=0)  # counted from tables if unset
+    expected_data_per_sync_gb: float = Field(0, ge=0)
+    sync_mode: SyncPolicy = SyncPolicy.TRIGGERED
+    sync_frequency: str = "Per hour"
+    tables_to_sync: list[TableToSync] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DeltaSynchronization:
+        names = [t.name for t in self.tables_to_sync]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tables_to_sync names must be unique: {', '.join(duplicates)}")
+        return self
+
+    def continuous_pipelines(self) -> int:
+        if self.number_of_continuous_pipelines is not None:
+            return self.number_of_continuous_pipelines
+        return sum(t.scheduling_policy is SyncPolicy.CONTINUOUS for t in self.tables_to_sync)
+
+
+class Workload(_Strict):
+    database_instance: DatabaseInstance = DatabaseInstance()
+    database_storage: DatabaseStorage = DatabaseStorage()
+    delta_synchronization: DeltaSynchronization = DeltaSynchronization()
+
+
+class WorkloadError(ValueError):
+    pass
+
+
+def load_workload(path: Path | str = DEFAULT_WORKLOAD) -> Workload:
+    """Read and validate a workload file; the error names the file and what is wrong."""
+    path = Path(path)
+    try:
+        return Workload.model_validate(yaml.safe_load(path.read_text()) or {})
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        raise WorkloadError(f"{path}: {exc}") from exc
