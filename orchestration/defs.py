@@ -11,6 +11,7 @@ from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.sensors import continuous_sensors
 from orchestration.landing.assets import landing_assets
 from orchestration.maintenance.compaction import daily_compaction_job, daily_compaction_schedule
+from orchestration.reports.assets import report_assets, reports_daily_job, reports_daily_schedule
 from orchestration.resources import LandingZone
 from orchestration.schedules import (
     lakehouse_hourly_job,
@@ -31,9 +32,21 @@ def build_definitions() -> dg.Definitions:
             silver_sensor_readings,
             *gold_assets,
             *synced_table_assets(),
+            *report_assets,
         ],
-        jobs=[edge_demo_job, lakehouse_hourly_job, regional_bronze_job, daily_compaction_job],
-        schedules=[lakehouse_hourly_schedule, regional_bronze_schedule, daily_compaction_schedule],
+        jobs=[
+            edge_demo_job,
+            lakehouse_hourly_job,
+            regional_bronze_job,
+            daily_compaction_job,
+            reports_daily_job,
+        ],
+        schedules=[
+            lakehouse_hourly_schedule,
+            regional_bronze_schedule,
+            daily_compaction_schedule,
+            reports_daily_schedule,
+        ],
         sensors=[*landing_sensors, *continuous_sensors()],
         resources={
             "landing": LandingZone(),

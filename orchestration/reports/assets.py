@@ -1,0 +1,197 @@
+"""`reports/*`: Lakebase cost estimate, pipeline cost, and the Lakebase Asset Bundle."""
+
+from collections import defaultdict
+from typing import Any
+
+import dagster as dg
+import psycopg
+from pydantic import Field
+
+from orchestration.lakebase import cost
+from orchestration.lakebase.bundle import bundle_resources, bundle_yaml
+from orchestration.lakebase.postgres import Lakebase
+from orchestration.lakebase.workload import load_workload
+from orchestration.reports.output import bar_chart, markdown_table, reports_directory, write_json
+from orchestration.resources import LandingZone
+from orchestration.warehouse import Warehouse, table_exists
+
+SYNCED = [t.asset_key for t in load_workload().delta_synchronization.tables_to_sync]
+S3_PRICES = {"storage_gb_month": 0.023, "put_per_1000": 0.005, "get_per_1000": 0.0004}
+
+
+class CostConfig(dg.Config):
+    prices: cost.Prices = Field(default_factory=cost.Prices)
+
+
+def _measured(conn: psycopg.Connection, schema: str) -> dict[str, Any]:
+    """Sizes from the real database; sync durations and rates from real syncs."""
+    database = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]  # type: ignore[index]
+    tables = conn.execute(
+        "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+        [schema],
+    ).fetchall()
+    syncs = []
+    if conn.execute("SELECT to_regclass('_lakebase.syncs')").fetchone()[0]:  # type: ignore[index]
+        syncs = conn.execute(
+            "SELECT table_name, policy, count(*), avg(seconds), max(seconds), "
+            "sum(upserted + deleted) / nullif(sum(seconds), 0) FROM _lakebase.syncs "
+            "GROUP BY 1, 2 ORDER BY 1"
+        ).fetchall()
+    return {"database_bytes": int(database), "tables": dict(tables), "syncs": syncs}
+
+
+@dg.asset(
+    key=["reports", "lakebase_cost"],
+    deps=SYNCED,
+    group_name="reports",
+    kinds={"postgres", "json"},
+)
+def lakebase_cost(
+    context: dg.AssetExecutionContext, config: CostConfig, lakebase: Lakebase, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Monthly Lakebase cost, provisioned (accelerator) and autoscaling, from measured sizes."""
+    workload, prices = load_workload(), config.prices
+    with lakebase.connect() as conn:
+        measured = _measured(conn, warehouse.settings().schema)
+    storage_gb = max(cost.gb(measured["database_bytes"]), workload.database_storage.data_stored_gb)
+    provisioned = cost.provisioned_monthly(workload, storage_gb, prices)
+    autoscaling = cost.autoscaling_monthly(provisioned["capacity_units"], storage_gb, prices)
+    totals = {"provisioned": cost.total(provisioned), "autoscaling": cost.total(autoscaling)}
+    items = sorted({*provisioned, *autoscaling} - {"capacity_units", "sync_hours_each"})
+    side_by_side = markdown_table(
+        ["item (USD / month)", "provisioned", "autoscaling"],
+        [[i, f"{provisioned.get(i, 0):,.2f}", f"{autoscaling.get(i, 0):,.2f}"] for i in items]
+        + [["**total**", f"**{totals['provisioned']:,.2f}**", f"**{totals['autoscaling']:,.2f}**"],
+           ["capacity units", provisioned["capacity_units"], autoscaling["capacity_units"]]],
+    )  # fmt: skip
+    syncs = markdown_table(
+        ["table", "policy", "syncs", "avg s", "max s", "rows/s"],
+        [[t, p, n, f"{a:.2f}", f"{m:.2f}", f"{r:,.0f}" if r else "-"]
+         for t, p, n, a, m, r in measured["syncs"]],
+    )  # fmt: skip
+    warnings = cost.limit_warnings(storage_gb, int(provisioned["capacity_units"]))
+    document = {
+        "workload": workload.model_dump(mode="json"),
+        "prices": prices.model_dump(),
+        "measured": {**measured, "storage_gb": storage_gb},
+        "provisioned_monthly": provisioned,
+        "autoscaling_monthly": autoscaling,
+        "totals_monthly": totals,
+        "warnings": warnings,
+    }
+    path = write_json("lakebase_cost", document)
+    context.log.info(f"Lakebase cost report: {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "monthly_usd_provisioned": round(totals["provisioned"], 2),
+            "monthly_usd_autoscaling": round(totals["autoscaling"], 2),
+            "capacity_units": provisioned["capacity_units"],
+            "storage_gb_measured": round(storage_gb, 6),
+            "cost": dg.MetadataValue.md(side_by_side),
+            "chart": dg.MetadataValue.md(bar_chart(totals, " USD/month")),
+            "syncs_measured": dg.MetadataValue.md(syncs),
+            "table_bytes": dg.MetadataValue.json(measured["tables"]),
+            "warnings": "; ".join(warnings) or "none",
+            "json": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+def _bucket_usage(client: Any, bucket: str) -> dict[str, int]:
+    objects = size = 0
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            contents = page.get("Contents", [])
+            objects += len(contents)
+            size += sum(int(o["Size"]) for o in contents)
+    except client.exceptions.NoSuchBucket:
+        pass
+    return {"objects": objects, "bytes": size}
+
+
+def _loads_per_bucket(warehouse: Warehouse) -> dict[str, int]:
+    with warehouse.connect(read_only=True) as conn:
+        if not table_exists(conn, "_bronze_loads"):
+            return {}
+        rows = conn.execute(
+            "SELECT split_part(object_uri, '/', 3), count(*) FROM _bronze_loads GROUP BY 1"
+        ).fetchall()
+    return {bucket: int(n) for bucket, n in rows}
+
+
+def _compute_seconds(instance: dg.DagsterInstance, runs: int = 500) -> dict[str, float]:
+    """Seconds spent per step (one step per asset here) over the latest runs."""
+    seconds: dict[str, float] = defaultdict(float)
+    for record in instance.get_run_records(limit=runs):
+        for step in instance.get_run_step_stats(record.dagster_run.run_id):
+            if step.start_time and step.end_time:
+                seconds[step.step_key.replace("__", "/")] += step.end_time - step.start_time
+    return dict(sorted(seconds.items(), key=lambda kv: -kv[1]))
+
+
+@dg.asset(key=["reports", "pipeline_cost"], group_name="reports", kinds={"s3", "json"})
+def pipeline_cost(
+    context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """S3 storage and requests per landing bucket, and compute time per asset from run history."""
+    client = landing.client()
+    loads = _loads_per_bucket(warehouse)
+    buckets = {}
+    for scenario, names in landing.buckets().items():
+        for bucket in names:
+            usage = _bucket_usage(client, bucket)
+            gets = 2 * loads.get(bucket, 0)  # bronze reads each object and its sidecar once
+            buckets[bucket] = {
+                "scenario": scenario, **usage,
+                "put_requests": usage["objects"], "get_requests": gets,
+                "usd_month": cost.gb(usage["bytes"]) * S3_PRICES["storage_gb_month"]
+                + usage["objects"] / 1000 * S3_PRICES["put_per_1000"]
+                + gets / 1000 * S3_PRICES["get_per_1000"],
+            }  # fmt: skip
+    compute = _compute_seconds(context.instance)
+    path = write_json("pipeline_cost", {"buckets": buckets, "compute_seconds": compute,
+                                        "s3_prices": S3_PRICES})  # fmt: skip
+    table = markdown_table(
+        ["bucket", "scenario", "objects", "MB", "PUT", "GET", "USD/month"],
+        [[b, u["scenario"], u["objects"], f"{u['bytes'] / 1e6:.2f}", u["put_requests"],
+          u["get_requests"], f"{u['usd_month']:.4f}"] for b, u in buckets.items()],
+    )  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "buckets": dg.MetadataValue.md(table),
+            "compute_seconds_by_asset": dg.MetadataValue.md(
+                bar_chart(dict(list(compute.items())[:15]), " s")
+            ),
+            "s3_objects": sum(u["objects"] for u in buckets.values()),
+            "s3_bytes": sum(u["bytes"] for u in buckets.values()),
+            "compute_seconds": round(sum(compute.values()), 1),
+            "json": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+@dg.asset(key=["reports", "lakebase_bundle"], group_name="reports", kinds={"databricks", "yaml"})
+def lakebase_bundle(warehouse: Warehouse) -> dg.MaterializeResult:
+    """Databricks Asset Bundle resources (instance, catalog, synced tables) for this workload."""
+    workload, settings = load_workload(), warehouse.settings()
+    path = reports_directory() / f"lakebase_bundle_{settings.name}.yml"
+    path.write_text(bundle_yaml(workload, settings))
+    tables = bundle_resources(workload, settings)["resources"]["synced_database_tables"]
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "synced_tables": len(tables),
+            "bundle": dg.MetadataValue.md(f"```yaml\n{path.read_text()}```"),
+        }
+    )
+
+
+report_assets = [lakebase_cost, pipeline_cost, lakebase_bundle]
+reports_daily_job = dg.define_asset_job(
+    "reports_daily_job", selection=dg.AssetSelection.groups("reports")
+)
+reports_daily_schedule = dg.ScheduleDefinition(
+    name="reports_daily_schedule", job=reports_daily_job, cron_schedule="0 6 * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+)  # fmt: skip
