@@ -33,6 +33,13 @@ EXPECTED_ASSET_KEYS = {
     "gold/readings_all_regions",
     "gold/region_hourly_stats",
     "gold/sensor_hourly_stats",
+    "lakebase/gold_anomalies",
+    "lakebase/gold_fleet_health",
+    "lakebase/gold_region_hourly_stats",
+    "lakebase/gold_sensor_hourly_stats",
+    "reports/lakebase_bundle",
+    "reports/lakebase_cost",
+    "reports/pipeline_cost",
 }
 
 
@@ -42,10 +49,11 @@ def test_definitions_load_with_the_expected_asset_keys() -> None:
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == EXPECTED_ASSET_KEYS  # a rename must be deliberate: update this snapshot
     for job in ("edge_demo_job", "lakehouse_hourly_job", "regional_bronze_job",
-                "daily_compaction_job"):  # fmt: skip
+                "daily_compaction_job", "reports_daily_job"):  # fmt: skip
         assert defs.resolve_job_def(job)
     sensors = {s.name for s in defs.sensors or []}
     assert {f"landing_{s}_sensor" for s in SCENARIOS} <= sensors
+    assert "lakebase_gold_fleet_health_continuous" in sensors
     graph = defs.resolve_asset_graph()
     for scenario in SCENARIOS:  # a scenario that stops delivering goes stale
         assert graph.get(dg.AssetKey(["landing", scenario])).freshness_policy is not None

@@ -80,6 +80,21 @@ def build_derived(
     return failed
 
 
+LAKEBASE_AND_REPORTS = dg.AssetSelection.groups("lakebase", "reports")
+
+
+def sync_and_report(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
+    """Every synced table into Postgres, then the cost reports and the bundle."""
+    job = defs.resolve_implicit_job_def_def_for_assets(
+        list(LAKEBASE_AND_REPORTS.resolve(defs.resolve_asset_graph()))
+    )
+    run = job.execute_in_process(
+        instance=instance, asset_selection=list(LAKEBASE_AND_REPORTS.resolve(
+            defs.resolve_asset_graph())), raise_on_error=False,
+    )  # fmt: skip
+    return [] if run.success else ["lakebase / reports"]
+
+
 def layer_counts(warehouse: Warehouse) -> list[tuple[str, int]]:
     gold = [spec.entity for spec in GOLD_TABLES] + ["fleet_health", "readings_all_regions"]
     tables = [f"bronze_{s}" for s in SCENARIOS] + [SILVER_TABLE] + [f"gold_{e}" for e in gold]

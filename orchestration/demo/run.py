@@ -25,8 +25,15 @@ from edge_agent.naming import SCENARIOS
 from edge_agent.storage import BucketPolicy, ensure_buckets
 from orchestration.defs import build_definitions
 from orchestration.demo.local_s3 import DEMO_CREDENTIALS, local_s3_server
-from orchestration.demo.pipeline import build_derived, layer_counts, tick_sensors_and_load_bronze
+from orchestration.demo.pipeline import (
+    build_derived,
+    layer_counts,
+    sync_and_report,
+    tick_sensors_and_load_bronze,
+)
 from orchestration.fleet.config import FleetConfig
+from orchestration.lakebase.postgres import Lakebase
+from orchestration.lakebase.workload import load_workload
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
 
@@ -111,6 +118,30 @@ def print_layers(warehouse: Warehouse, counts: list[tuple[str, int]]) -> None:
     )
 
 
+def print_lakebase(lakebase: Lakebase, warehouse: Warehouse, home: Path) -> None:
+    schema = warehouse.settings().schema
+    where = "embedded, under " + str(lakebase.embedded_path()) if lakebase.is_embedded() else "DSN"
+    print(f"\nLakebase (PostgreSQL, {where}):")
+    with lakebase.connect() as conn:
+        for table in load_workload().delta_synchronization.tables_to_sync:
+            found = conn.execute("SELECT to_regclass(%s)", [f"{schema}.{table.name}"]).fetchone()
+            rows = "-"
+            if found and found[0]:
+                rows = conn.execute(f'SELECT count(*) FROM "{schema}"."{table.name}"').fetchone()[0]  # type: ignore[index]
+            print(f"  {schema}.{table.name:<30} {rows:>8} rows  ({table.scheduling_policy.value})")
+    print(f"Connect:  {lakebase.psql_command()}")
+    print(f"  as the read-only application role: add user={lakebase.app_role}")
+    reports = home / "reports"
+    cost_file = reports / "lakebase_cost.json"
+    if cost_file.exists():
+        totals = json.loads(cost_file.read_text())["totals_monthly"]
+        print(f"\nCost report: {cost_file}")
+        print(f"  Lakebase per month: provisioned ${totals['provisioned']:,.2f}, "
+              f"autoscaling ${totals['autoscaling']:,.2f}")  # fmt: skip
+    print(f"  pipeline cost: {reports / 'pipeline_cost.json'}")
+    print(f"  Asset Bundle:  {reports / f'lakebase_bundle_{warehouse.settings().name}.yml'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--rows-per-node", type=int, default=5_000)
@@ -149,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  landing_{scenario}_sensor: {len(requests)} run(s): {keys}")
         print(f"building silver and gold for {len(sensors.hours)} hour(s) ...")
         failed = sensors.failed_runs + build_derived(defs, instance, sensors.hours)
+        print("syncing the gold tables into Postgres, then the cost reports ...")
+        failed += sync_and_report(defs, instance)
         print_report(home, landed(landing), recorded(instance))
         print_layers(warehouse, layer_counts(warehouse))
+        print_lakebase(Lakebase(), warehouse, home)
         if failed:
             print(f"\nfailed runs (see the UI): {', '.join(failed)}", file=sys.stderr)
             return 1
