@@ -22,3 +22,12 @@ def test_lakehouse_benchmark_tiny(tmp_path: Path) -> None:
     assert results["dlt_rows"] > 0 and results["bronze_vs_dlt"] > 0
     for ticks in results["ticks"].values():
         assert ticks["reconciliation_ticks"] >= 1 and ticks["steady_tick_s"] > 0
+
+
+def test_lakebase_benchmark_tiny(tmp_path: Path) -> None:
+    from bench import lakebase
+
+    results = lakebase.main(["--tiny", "--workdir", str(tmp_path)])
+    for key in ("snapshot_rows_per_s", "ceiling_rows_per_s", "pandas_rows_per_s"):
+        assert results[key] > 0, key
+    assert 0 < results["triggered_upserted"] < results["rows"] * 0.05  # only the changed rows

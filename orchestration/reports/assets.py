@@ -9,6 +9,7 @@ from pydantic import Field
 
 from orchestration.lakebase import cost
 from orchestration.lakebase.bundle import bundle_resources, bundle_yaml
+from orchestration.lakebase.convert import convert_folder, prove, write_converted
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.workload import load_workload
 from orchestration.reports.output import bar_chart, markdown_table, reports_directory, write_json
@@ -187,7 +188,43 @@ def lakebase_bundle(warehouse: Warehouse) -> dg.MaterializeResult:
     )
 
 
-report_assets = [lakebase_cost, pipeline_cost, lakebase_bundle]
+@dg.asset(
+    key=["reports", "dashboard_queries"],
+    deps=SYNCED,
+    group_name="reports",
+    kinds={"postgres", "sql"},
+)
+def dashboard_queries(lakebase: Lakebase, warehouse: Warehouse) -> dg.MaterializeResult:
+    """The dashboard queries converted from Databricks SQL to Postgres and run on synced tables."""
+    conversions = convert_folder()
+    with lakebase.connect() as conn:
+        prove(conn, warehouse.settings().schema, conversions)
+    directory = reports_directory() / "queries_postgres"
+    write_converted(conversions, directory)
+    table = markdown_table(
+        ["query", "converted", "ran", "rows", "ms", "problem"],
+        [[c.name, "yes" if c.postgres else "no", "yes" if c.proven else "no",
+          c.rows if c.rows is not None else "-",
+          f"{c.milliseconds:.1f}" if c.milliseconds is not None else "-",
+          c.error or c.run_error or ""] for c in conversions],
+    )  # fmt: skip
+    unproven = [c.name for c in conversions if not c.proven]
+    if unproven:
+        raise dg.Failure(
+            description=f"queries not converted or not runnable: {', '.join(unproven)}",
+            metadata={"queries": dg.MetadataValue.md(table)},
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "queries": len(conversions),
+            "proven": sum(c.proven for c in conversions),
+            "report": dg.MetadataValue.md(table),
+            "converted_to": dg.MetadataValue.path(str(directory)),
+        }
+    )
+
+
+report_assets = [lakebase_cost, pipeline_cost, lakebase_bundle, dashboard_queries]
 reports_daily_job = dg.define_asset_job(
     "reports_daily_job", selection=dg.AssetSelection.groups("reports")
 )
