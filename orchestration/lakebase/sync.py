@@ -65,7 +65,7 @@ class _Source:
 
 
 def _source(duck: duckdb.DuckDBPyConnection, spec: TableToSync) -> _Source:
-    if not table_exists(duck, spec.name) and not _view_exists(duck, spec.name):
+    if not table_exists(duck, spec.name):  # tables and views alike
         raise SourceMissingError(f"warehouse table {spec.name} does not exist yet")
     described = duck.execute(f"DESCRIBE {quote(spec.name)}").fetchall()
     types = {name: kind for name, kind, *_ in described}
@@ -87,15 +87,6 @@ def _source(duck: duckdb.DuckDBPyConnection, spec: TableToSync) -> _Source:
         )
     select = f"SELECT {', '.join(expressions)} FROM {quote(spec.name)} WHERE {not_null}{latest}"
     return _Source(spec, columns, select)
-
-
-def _view_exists(duck: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = duck.execute(
-        "SELECT count(*) FROM duckdb_views() "
-        "WHERE view_name = ? AND schema_name = current_schema()",
-        [name],
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def _check_keys(duck: duckdb.DuckDBPyConnection, source: _Source, result: SyncResult) -> None:
