@@ -30,9 +30,11 @@ SCHEMA = "bench"
 
 
 def gold_table(warehouse: Warehouse, rows: int) -> None:
-    """Shaped like gold/sensor_hourly_stats: 2 keys, 5 metrics x 3, counts and rates."""
+    """Shaped and typed like gold/sensor_hourly_stats (the suite checks the types match):
+    2 keys, node and region, readings, min/avg/max of 5 metrics, anomalies and their rate."""
     metrics = ", ".join(
-        f"{base} + (i % 13) * 0.1 AS avg_{m}, {base} - 1 AS min_{m}, {base} + 1 AS max_{m}"
+        f"({base} + (i % 13) * 0.1)::DOUBLE AS avg_{m}, ({base} - 1)::DOUBLE AS min_{m}, "
+        f"({base} + 1)::DOUBLE AS max_{m}"
         for m, base in (("temperature", 61), ("humidity", 3), ("pressure", 12),
                         ("voltage", 12), ("vibration", 1.5))
     )  # fmt: skip
@@ -41,8 +43,8 @@ def gold_table(warehouse: Warehouse, rows: int) -> None:
             f"CREATE OR REPLACE TABLE {TABLE} AS SELECT "
             "'AMS_' || lpad((i % 5000)::VARCHAR, 6, '0') AS sensor_id, "
             "TIMESTAMPTZ '2026-01-01 00:00:00+00' + (i // 5000) * INTERVAL 1 HOUR AS hour, "
-            "'node-' || (i % 50) AS node_id, 'us-east-1' AS region, 60 AS readings, "
-            f"{metrics}, (i % 3)::BIGINT AS anomalies, (i % 3) / 60.0 AS anomaly_rate "
+            "'node-' || (i % 50) AS node_id, 'us-east-1' AS region, 60::BIGINT AS readings, "
+            f"{metrics}, (i % 3)::HUGEINT AS anomalies, ((i % 3) / 60.0)::DOUBLE AS anomaly_rate "
             f"FROM range({rows}) t(i)"
         )
 

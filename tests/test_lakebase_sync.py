@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from orchestration.changes import record_change
 from orchestration.lakebase import sync as sync_module
 from orchestration.lakebase import target
 from orchestration.lakebase.postgres import Lakebase
@@ -173,7 +175,7 @@ def test_a_sync_killed_after_postgres_committed_is_completed_by_a_full_compare(
         raise KeyboardInterrupt("killed before the warehouse remembered the sync")
 
     with monkeypatch.context() as patch:
-        patch.setattr(sync_module, "_remember", killed)
+        patch.setattr(sync_module.state, "remember", killed)
         with pytest.raises(KeyboardInterrupt):
             sync(warehouse, lakebase, spec(SyncPolicy.TRIGGERED))
     published = f"SELECT DISTINCT avg_temperature FROM {SCHEMA}.{STATS} {one}"
@@ -236,3 +238,61 @@ def test_the_application_role_can_read_synced_tables_but_not_write_them(
         assert conn.execute(f"SELECT count(*) FROM {SCHEMA}.{STATS}").fetchone() == (10,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(f"DELETE FROM {SCHEMA}.{STATS}")
+
+
+def rewrite_hour(warehouse: Warehouse, hour: int, rows: str = "SELECT * FROM old") -> None:
+    """Rewrite one hour the way the gold assets do: replace its rows (`rows`, over the hour's
+    `old` rows) and record the change, in one transaction."""
+    start = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(hours=hour)
+    end = start + timedelta(hours=1)
+    window = "WHERE hour >= ? AND hour < ?"
+    with warehouse.connect() as duck:
+        duck.execute("BEGIN TRANSACTION")
+        duck.execute(f"CREATE TEMP TABLE old AS SELECT * FROM {STATS} {window}", [start, end])
+        duck.execute(f"DELETE FROM {STATS} {window}", [start, end])
+        duck.execute(f"INSERT INTO {STATS} {rows}")
+        record_change(duck, STATS, "hour", start, end)
+        duck.execute("COMMIT")
+
+
+def test_with_a_change_feed_only_the_rewritten_hours_are_compared(
+    warehouse: Warehouse, lakebase_db: str
+) -> None:
+    lakebase = Lakebase(dsn=lakebase_db)
+    gold(warehouse, 5000)  # 5 hours of 1000 sensors
+    rewrite_hour(warehouse, 0)  # the feed starts with the table's first write
+    sync(warehouse, lakebase, spec(SyncPolicy.TRIGGERED))
+    rewrite_hour(warehouse, 3, "SELECT * FROM old WHERE sensor_id <> 'AMS_000007'")  # one gone
+    ten_changed = (
+        "SELECT * REPLACE (CASE WHEN sensor_id < 'AMS_000010' THEN -1 "
+        "ELSE avg_temperature END AS avg_temperature) FROM old"
+    )
+    rewrite_hour(warehouse, 4, ten_changed)
+    second = sync(warehouse, lakebase, spec(SyncPolicy.TRIGGERED))
+    assert (second.full_copy, second.upserted, second.deleted) == (False, 10, 1)
+    assert second.compared == 1999  # hours 3 and 4 only, not all 4999 rows
+    expected, actual = both_sides(warehouse, lakebase_db, "sensor_id, hour, avg_temperature")
+    assert actual == expected
+    nothing = sync(warehouse, lakebase, spec(SyncPolicy.TRIGGERED))  # no new changes
+    assert (nothing.full_copy, nothing.upserted, nothing.deleted, nothing.compared) == (
+        False,
+        0,
+        0,
+        0,
+    )
+
+
+def test_rows_lost_outside_the_change_feed_make_the_sync_compare_everything(
+    warehouse: Warehouse, lakebase_db: str
+) -> None:
+    lakebase = Lakebase(dsn=lakebase_db)
+    gold(warehouse, 3000)
+    rewrite_hour(warehouse, 0)
+    sync(warehouse, lakebase, spec(SyncPolicy.TRIGGERED))
+    with warehouse.connect() as duck:  # a writer that does not record its change
+        duck.execute(f"DELETE FROM {STATS} WHERE hour = TIMESTAMPTZ '2026-11-01 02:00:00+00'")
+    rewrite_hour(warehouse, 1)
+    result = sync(warehouse, lakebase, spec(SyncPolicy.TRIGGERED))
+    assert (result.full_copy, result.deleted) == (True, 1000)
+    expected, actual = both_sides(warehouse, lakebase_db, "sensor_id, hour, avg_temperature")
+    assert actual == expected and len(actual) == 2000

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from orchestration.changes import record_change
 from orchestration.gold.tables import GOLD_TABLES, GoldTable
 from orchestration.partitions import hourly_partitions
 from orchestration.silver.assets import SILVER_TABLE
@@ -48,6 +49,7 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
                 create_table_like(conn, table, spec.select, params)
             conn.execute(f"DELETE FROM {quote(table)} WHERE hour >= ? AND hour < ?", bounds)
             conn.execute(f"INSERT INTO {quote(table)} BY NAME {spec.select}", params)
+            record_change(conn, table, "hour", window.start, window.end)  # for Lakebase syncs
             conn.execute("COMMIT")
             rows = conn.execute(
                 f"SELECT count(*) FROM {quote(table)} WHERE hour >= ? AND hour < ?", bounds

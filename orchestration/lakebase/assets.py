@@ -30,6 +30,7 @@ def _metadata(result: SyncResult, lakebase: Lakebase, schema: str) -> dict:
         "rows_upserted": result.upserted,
         "rows_deleted": result.deleted,
         "rows_skipped_null_key": result.skipped_null_keys,
+        "rows_compared": result.compared,
         "full_copy": result.full_copy,
         "sync_seconds": round(result.seconds, 3),
         "table_bytes": result.bytes,

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import dagster as dg
 import psycopg
 from psycopg import sql
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 DSN_VARIABLE = "LAKEBASE_DSN"
 REFRESH_AFTER_SECONDS = 59 * 60  # Lakebase OAuth tokens last an hour
@@ -89,6 +89,8 @@ class Lakebase(dg.ConfigurableResource):
     embedded_directory: str | None = None  # default $DAGSTER_HOME/lakebase_pg
     database: str = "lakebase"
     app_role: str = "lakebase_app"  # read-only role for applications
+    copy_connections: int = Field(default=2, ge=1, le=16)  # parallel COPYs of one sync
+    index_memory: str = Field(default="256MB", pattern=r"^[0-9]+(kB|MB|GB)$")  # key builds
 
     _tokens: TokenCache | None = PrivateAttr(default=None)
     _resolved: str | None = PrivateAttr(default=None)

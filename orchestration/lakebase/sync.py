@@ -11,18 +11,19 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-import adbc_driver_postgresql.dbapi as adbc
 import duckdb
 import psycopg
 from psycopg import sql
 
+from orchestration import changes
+from orchestration.lakebase import state
 from orchestration.lakebase import target as pg
+from orchestration.lakebase.copy import copy_arrow
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.types import postgres_type
 from orchestration.lakebase.workload import SyncPolicy, TableToSync
-from orchestration.warehouse import create_table_like, quote, table_exists
+from orchestration.warehouse import quote, table_exists
 
 BATCH_ROWS = 200_000  # rows per Arrow batch streamed from DuckDB to the COPY
 
@@ -45,6 +46,7 @@ class SyncResult:
     upserted: int = 0
     deleted: int = 0
     skipped_null_keys: int = 0
+    compared: int = 0  # source rows hashed and compared (incremental; all unless a feed scopes)
     full_copy: bool = False
     seconds: float = 0.0
     bytes: int = 0
@@ -115,13 +117,11 @@ def _check_keys(duck: duckdb.DuckDBPyConnection, source: _Source, result: SyncRe
         )
 
 
-def _ingest(lakebase: Lakebase, reader: Any, schema: str, table: str) -> int:
-    """Binary COPY of an Arrow stream into an existing table (ADBC), committed."""
-    with adbc.connect(lakebase.adbc_uri()) as conn:
-        with conn.cursor() as cursor:
-            rows = cursor.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
-        conn.commit()
-    return int(rows)
+def _ingest(lakebase: Lakebase, duck: duckdb.DuckDBPyConnection, select: str, schema: str,
+            table: str) -> int:  # fmt: skip
+    """The rows of `select` appended to `schema.table` by binary COPY, committed."""
+    reader = duck.execute(select).to_arrow_reader(BATCH_ROWS)
+    return copy_arrow(lakebase.adbc_uri(), reader, schema, table, lakebase.copy_connections)
 
 
 def sync_table(
@@ -184,29 +184,82 @@ def _snapshot(
     log: _Log,
 ) -> None:
     """A full copy into a staging table, swapped in atomically."""
-    name, staged = source.spec.name, f"{source.spec.name}__sync_new"
     with lakebase.connect() as conn:
         _, added = _check_schema(conn, schema, source)
+    result.columns_added = [c.name for c in added]
+    _copy_and_swap(duck, lakebase, source, schema, result, log)
+
+
+def _copy_and_swap(
+    duck: duckdb.DuckDBPyConnection,
+    lakebase: Lakebase,
+    source: _Source,
+    schema: str,
+    result: SyncResult,
+    log: _Log,
+) -> None:
+    """Every source row into `<name>__sync_new`, keyed, then swapped in for the target."""
+    name, staged = source.spec.name, f"{source.spec.name}__sync_new"
+    with lakebase.connect() as conn:
         pg.create_table(conn, schema, staged, source.columns, key=None)
         conn.commit()
-    result.columns_added = [c.name for c in added]
-    reader = duck.execute(source.select).fetch_record_batch(BATCH_ROWS)
-    result.source_rows = result.upserted = _ingest(lakebase, reader, schema, staged)
+    result.source_rows = result.upserted = _ingest(lakebase, duck, source.select, schema, staged)
     result.target_rows, result.full_copy = result.source_rows, True
+    with lakebase.connect() as conn:  # the key is built before the swap, off the readers' path
+        pg.add_primary_key(conn, schema, staged, source.spec.primary_keys, lakebase.index_memory)
+        conn.commit()
     with lakebase.connect() as conn:
-        pg.swap_in(conn, schema, name, staged, source.spec.primary_keys)
+        pg.swap_in(conn, schema, name, staged)
         pg.grant_read(conn, schema, name, lakebase.app_role)
         log.write(conn, schema, result)
         conn.commit()
 
 
-STATE_VERSIONS_DDL = (
-    "CREATE TABLE IF NOT EXISTS _lakebase_state_versions (table_name VARCHAR, sync_id VARCHAR)"
-)
-
-
-def _state_table(name: str) -> str:
-    return f"_lakebase_state_{name}"
+def _apply(
+    duck: duckdb.DuckDBPyConnection,
+    lakebase: Lakebase,
+    source: _Source,
+    schema: str,
+    result: SyncResult,
+    log: _Log,
+    full: bool,
+    scope: changes.ChangeScope | None,
+    part: str | None,
+) -> None:
+    """Stage the changed rows and the gone keys in Postgres, then upsert and delete them in
+    one transaction: the table moves in one step."""
+    spec, name = source.spec, source.spec.name
+    changed, gone = f"{name}__changes_{result.sync_id}", f"{name}__gone_{result.sync_id}"
+    key_columns = [c for c in source.columns if c.name in spec.primary_keys]
+    with lakebase.connect() as conn:
+        pg.create_table(conn, pg.BOOKKEEPING_SCHEMA, changed, source.columns, key=None)
+        pg.create_table(conn, pg.BOOKKEEPING_SCHEMA, gone, key_columns, key=None)
+        conn.commit()
+    if full:
+        _ingest(lakebase, duck, source.select, pg.BOOKKEEPING_SCHEMA, changed)
+    else:
+        in_scope = scope.predicate(f"r.{quote(part)}") if scope and part else "true"
+        changed_rows = (
+            f"SELECT * FROM ({source.select}) r WHERE {in_scope} AND EXISTS "
+            f"(SELECT 1 FROM _sync_changed k WHERE {_match(spec, 'k', 'r')})"
+        )
+        _ingest(lakebase, duck, changed_rows, pg.BOOKKEEPING_SCHEMA, changed)
+        keys = ", ".join(map(quote, spec.primary_keys))
+        _ingest(lakebase, duck, f"SELECT {keys} FROM _sync_gone", pg.BOOKKEEPING_SCHEMA, gone)
+    with lakebase.connect() as conn:
+        result.upserted = pg.upsert(conn, schema, name, changed, source.names, spec.primary_keys)
+        if full:  # everything not in the source goes
+            result.deleted = pg.delete_keys(conn, schema, name, changed, spec.primary_keys, True)
+        else:
+            result.deleted = pg.delete_keys(conn, schema, name, gone, spec.primary_keys, False)
+        for staging in (changed, gone):
+            conn.execute(sql.SQL("DROP TABLE {}").format(pg.ident(pg.BOOKKEEPING_SCHEMA, staging)))
+        pg.grant_read(conn, schema, name, lakebase.app_role)
+        count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(pg.ident(schema, name)))
+        result.target_rows = int(count.fetchone()[0])  # type: ignore[index]
+        result.full_copy = full
+        log.write(conn, schema, result)
+        conn.commit()
 
 
 def _incremental(
@@ -219,94 +272,98 @@ def _incremental(
 ) -> None:
     """Upsert the rows whose content changed since the last sync; delete the rows that went.
 
-    What was synced is remembered in the warehouse (key and row hash per row) under the sync
-    id the Postgres log holds. If the two disagree (a sync died between its Postgres commit and
-    its state update, or the target was changed), this sync compares everything instead.
+    What Postgres holds is remembered in the warehouse (`state`): per row its key and hash.
+    Only keys and hashes are computed for the rows compared; full rows are read for changes
+    only. With a change feed on the source, only the partitions rewritten since the last sync
+    are compared (row counts must still agree, or everything is compared). Without the state
+    (first sync, or a sync died between its Postgres commit and its state update), everything
+    is compared; an empty or new target is loaded like a snapshot.
     """
     spec, name = source.spec, source.spec.name
-    state = _state_table(name)
-    row_hash = f"hash({', '.join(map(quote, source.names))})"
-    duck.execute(STATE_VERSIONS_DDL)
-    duck.execute(
-        f"CREATE OR REPLACE TEMP TABLE _sync_current AS SELECT *, {row_hash} AS _row_hash "
-        f"FROM ({source.select})"
-    )
+    state.ensure(duck)
     with lakebase.connect() as conn:
         exists, added = _check_schema(conn, schema, source)
-        if not exists:
-            pg.create_table(conn, schema, name, source.columns, spec.primary_keys)
         pg.add_columns(conn, schema, name, added)
-        synced = pg.last_sync_id(conn, name)
+        synced = pg.last_sync_id(conn, name) if exists else None
+        empty = not exists or pg.is_empty(conn, schema, name)
         conn.commit()
     result.columns_added = [c.name for c in added]
-    remembered = duck.execute(
-        "SELECT sync_id FROM _lakebase_state_versions WHERE table_name = ?", [name]
-    ).fetchone()
-    full = (
-        not exists
-        or bool(added)
-        or remembered is None
-        or remembered[0] != synced
-        or not table_exists(duck, state)
-    )
-    columns = ", ".join(map(quote, source.names))
-    match = " AND ".join(f"s.{quote(k)} = c.{quote(k)}" for k in spec.primary_keys)
-    if full:
-        changed_sql = f"SELECT {columns} FROM _sync_current"
-        gone_sql = None
-    else:
-        changed_sql = (
-            f"SELECT {', '.join(f'c.{quote(n)}' for n in source.names)} FROM _sync_current c "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {quote(state)} s WHERE {match} "
-            "AND s._row_hash = c._row_hash)"
-        )
-        gone_sql = (
-            f"SELECT {', '.join(f's.{quote(k)}' for k in spec.primary_keys)} FROM {quote(state)} s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM _sync_current c WHERE {match})"
-        )
-    changes, gone = f"{name}__changes_{result.sync_id}", f"{name}__gone_{result.sync_id}"
-    key_columns = [c for c in source.columns if c.name in spec.primary_keys]
-    with lakebase.connect() as conn:
-        pg.create_table(conn, pg.BOOKKEEPING_SCHEMA, changes, source.columns, key=None)
-        pg.create_table(conn, pg.BOOKKEEPING_SCHEMA, gone, key_columns, key=None)
-        conn.commit()
-    reader = duck.execute(changed_sql).fetch_record_batch(BATCH_ROWS)
-    _ingest(lakebase, reader, pg.BOOKKEEPING_SCHEMA, changes)
-    if gone_sql is not None:
-        _ingest(lakebase, duck.execute(gone_sql).fetch_record_batch(BATCH_ROWS),
-                pg.BOOKKEEPING_SCHEMA, gone)  # fmt: skip
-    with lakebase.connect() as conn:  # one transaction: the table moves in one step
-        result.upserted = pg.upsert(conn, schema, name, changes, source.names, spec.primary_keys)
-        if full:  # everything not in the source goes
-            result.deleted = pg.delete_keys(conn, schema, name, changes, spec.primary_keys, True)
-        else:
-            result.deleted = pg.delete_keys(conn, schema, name, gone, spec.primary_keys, False)
-        for staging in (changes, gone):
-            conn.execute(sql.SQL("DROP TABLE {}").format(pg.ident(pg.BOOKKEEPING_SCHEMA, staging)))
-        pg.grant_read(conn, schema, name, lakebase.app_role)
-        count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(pg.ident(schema, name)))
-        result.target_rows = int(count.fetchone()[0])  # type: ignore[index]
-        result.source_rows = int(duck.execute("SELECT count(*) FROM _sync_current").fetchone()[0])  # type: ignore[index]
-        result.full_copy = full
-        log.write(conn, schema, result)
-        conn.commit()
-    _remember(duck, state, spec.primary_keys, result.sync_id, name)
-
-
-def _remember(
-    duck: duckdb.DuckDBPyConnection, state: str, keys: list[str], sync_id: str, name: str
-) -> None:
-    """What Postgres now holds, under the sync id its log will carry."""
-    select = f"SELECT {', '.join(map(quote, keys))}, _row_hash FROM _sync_current"
-    duck.execute("BEGIN TRANSACTION")
+    duck.execute("BEGIN TRANSACTION")  # hashes and rows from one snapshot of the source
     try:
-        if not table_exists(duck, state):
-            create_table_like(duck, state, select)
-        duck.execute(f"DELETE FROM {quote(state)}")
-        duck.execute(f"INSERT INTO {quote(state)} {select}")
-        duck.execute("DELETE FROM _lakebase_state_versions WHERE table_name = ?", [name])
-        duck.execute("INSERT INTO _lakebase_state_versions VALUES (?, ?)", [name, sync_id])
+        part = changes.feed_column(duck, name)
+        part = part if part in source.names else None
+        full = empty or bool(added) or not state.usable(duck, name, synced, part is not None)
+        scope = None if full else changes.pending(duck, name, state.APPLIED, name)
+        _compare(duck, source, part, scope, full)
+        result.source_rows = _count(duck, f"SELECT count(*) FROM ({source.select})")
+        if not full and _expected_rows(duck, spec) != result.source_rows:
+            full, scope = True, None  # something changed outside the feed: compare everything
+            _compare(duck, source, part, None, full)
+        result.compared = _count(duck, "SELECT count(*) FROM _sync_current")
+        applied = list(scope.change_ids) if scope else changes.all_change_ids(duck, name)
+        if empty:
+            _copy_and_swap(duck, lakebase, source, schema, result, log)
+        else:
+            _apply(duck, lakebase, source, schema, result, log, full, scope, part)
         duck.execute("COMMIT")
     except BaseException:
         duck.execute("ROLLBACK")
         raise
+    state.remember(duck, name, spec.primary_keys, result.sync_id, full, applied)
+
+
+def _compare(
+    duck: duckdb.DuckDBPyConnection,
+    source: _Source,
+    part: str | None,
+    scope: changes.ChangeScope | None,
+    full: bool,
+) -> None:
+    """`_sync_current`: key, partition and hash of the source rows in scope (all without one);
+    unless `full`, the keys that changed (`_sync_changed`) or went (`_sync_gone`) since the
+    remembered state."""
+    spec = source.spec
+    keys = ", ".join(map(quote, spec.primary_keys))
+    partition = f", {quote(part)} AS {state.PART}" if part else ""
+    in_scope = scope.predicate(quote(part)) if scope and part else "true"
+    row_hash = f"hash({', '.join(map(quote, source.names))})"
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE _sync_current AS SELECT {keys}{partition}, "
+        f"{row_hash} AS _row_hash FROM ({source.select}) WHERE {in_scope}"
+    )
+    if full:
+        return
+    remembered = quote(state.state_table(spec.name))
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE _sync_changed AS SELECT {keys} FROM _sync_current c "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {remembered} s WHERE {_match(spec, 's', 'c')} "
+        "AND s._row_hash = c._row_hash)"
+    )
+    was_in_scope = scope.predicate(f"s.{state.PART}") if part else "true"
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE _sync_gone AS SELECT {keys} FROM {remembered} s "
+        f"WHERE {was_in_scope} AND NOT EXISTS "
+        f"(SELECT 1 FROM _sync_current c WHERE {_match(spec, 'c', 's')})"
+    )
+
+
+def _expected_rows(duck: duckdb.DuckDBPyConnection, spec: TableToSync) -> int:
+    """Rows the target holds after applying the changes found: what the state holds, less
+    the rows gone, plus the new keys."""
+    remembered = quote(state.state_table(spec.name))
+    held = _count(duck, f"SELECT count(*) FROM {remembered}")
+    gone = _count(duck, "SELECT count(*) FROM _sync_gone")
+    new = _count(
+        duck,
+        f"SELECT count(*) FROM _sync_changed k WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {remembered} s WHERE {_match(spec, 's', 'k')})",
+    )
+    return held - gone + new
+
+
+def _count(duck: duckdb.DuckDBPyConnection, query: str) -> int:
+    return int(duck.execute(query).fetchone()[0])  # type: ignore[index]
+
+
+def _match(spec: TableToSync, left: str, right: str) -> str:
+    return state.key_match(spec.primary_keys, left, right)

@@ -128,13 +128,21 @@ def drop_leftovers(conn: psycopg.Connection, schema: str, table: str) -> None:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(nsp, rel)))
 
 
-def swap_in(conn: psycopg.Connection, schema: str, table: str, staged: str, key: list[str]) -> None:
-    """Replace `table` by `staged` in the caller's transaction: a reader sees one or the other."""
+def add_primary_key(
+    conn: psycopg.Connection, schema: str, table: str, key: list[str], index_memory: str
+) -> None:
+    """Build the key of a loaded staging table; `index_memory` is this build's sort memory."""
+    conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", [index_memory])
     conn.execute(
         sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
-            ident(schema, staged), ident(f"{staged}_pkey"), sql.SQL(", ").join(map(ident, key))
+            ident(schema, table), ident(f"{table}_pkey"), sql.SQL(", ").join(map(ident, key))
         )
     )
+
+
+def swap_in(conn: psycopg.Connection, schema: str, table: str, staged: str) -> None:
+    """Replace `table` by the keyed `staged` in the caller's transaction: a reader sees one or
+    the other, and waits only for the drop and the renames."""
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, table)))
     conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident(schema, staged), ident(table)))
     conn.execute(
@@ -203,6 +211,11 @@ def table_bytes(conn: psycopg.Connection, schema: str, table: str) -> int:
         [f'"{schema}"."{table}"'],
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def is_empty(conn: psycopg.Connection, schema: str, table: str) -> bool:
+    query = sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(ident(schema, table))
+    return bool(conn.execute(query).fetchone()[0])  # type: ignore[index]
 
 
 def last_sync_id(conn: psycopg.Connection, table: str) -> str | None:
