@@ -260,8 +260,10 @@ def test_with_a_change_feed_only_the_rewritten_hours_are_compared(
 ) -> None:
     lakebase = Lakebase(dsn=lakebase_db)
     gold(warehouse, 5000)  # 5 hours of 1000 sensors
-    rewrite_hour(warehouse, 0)  # the feed starts with the table's first write
     sync(warehouse, lakebase, spec(SyncPolicy.TRIGGERED))
+    rewrite_hour(warehouse, 0)  # the table gets a feed: one more comparison of every row
+    started = sync(warehouse, lakebase, spec(SyncPolicy.TRIGGERED))
+    assert (started.full_copy, started.upserted, started.compared) == (False, 0, 5000)
     rewrite_hour(warehouse, 3, "SELECT * FROM old WHERE sensor_id <> 'AMS_000007'")  # one gone
     ten_changed = (
         "SELECT * REPLACE (CASE WHEN sensor_id < 'AMS_000010' THEN -1 "

@@ -30,17 +30,21 @@ def ensure(duck: duckdb.DuckDBPyConnection) -> None:
     duck.execute(APPLIED_DDL)
 
 
-def usable(duck: duckdb.DuckDBPyConnection, name: str, synced: str | None, part: bool) -> bool:
-    """True when the remembered state is what Postgres holds (same sync id) and has the shape
-    this sync needs."""
-    state = state_table(name)
+def trusted(duck: duckdb.DuckDBPyConnection, name: str, synced: str | None) -> bool:
+    """True when the remembered state is what Postgres holds: its sync id is the last one
+    Postgres logged for the table."""
     remembered = duck.execute(
         "SELECT sync_id FROM _lakebase_state_versions WHERE table_name = ?", [name]
     ).fetchone()
-    if remembered is None or remembered[0] != synced or not table_exists(duck, state):
-        return False
-    columns = {r[0] for r in duck.execute(f"DESCRIBE {quote(state)}").fetchall()}
-    return (PART in columns) == part
+    return (
+        remembered is not None and remembered[0] == synced and table_exists(duck, state_table(name))
+    )
+
+
+def has_partitions(duck: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the state records each row's partition (it does once the source has a feed)."""
+    columns = duck.execute(f"DESCRIBE {quote(state_table(name))}").fetchall()
+    return any(row[0] == PART for row in columns)
 
 
 def key_match(keys: list[str], left: str, right: str) -> str:
@@ -53,16 +57,16 @@ def remember(
     name: str,
     keys: list[str],
     sync_id: str,
-    full: bool,
+    rebuild: bool,
     applied: list[str],
 ) -> None:
-    """Record what Postgres now holds under `sync_id`: after a full comparison all of
-    `_sync_current`; else the changed rows' new hashes, without the rows that went; and the
-    change-feed entries applied."""
+    """Record what Postgres now holds under `sync_id`: when every row was compared (`rebuild`),
+    all of `_sync_current`; else the changed rows' new hashes, without the rows that went; and
+    the change-feed entries applied."""
     state = state_table(name)
     duck.execute("BEGIN TRANSACTION")
     try:
-        if full:  # recreated: the key or partition columns may differ from the last time
+        if rebuild:  # recreated: the key or partition columns may differ from the last time
             select = "SELECT * FROM _sync_current"
             duck.execute(f"DROP TABLE IF EXISTS {quote(state)}")
             create_table_like(duck, state, select)
@@ -75,8 +79,8 @@ def remember(
                     f"(SELECT 1 FROM {moved} k WHERE {key_match(keys, 'k', 's')})"
                 )
             duck.execute(
-                f"INSERT INTO {quote(state)} SELECT * FROM _sync_current c WHERE EXISTS "
-                f"(SELECT 1 FROM _sync_changed k WHERE {key_match(keys, 'k', 'c')})"
+                f"INSERT INTO {quote(state)} SELECT c.* FROM _sync_current c "
+                f"SEMI JOIN _sync_changed k ON {key_match(keys, 'k', 'c')}"
             )
         if applied:
             duck.register("_sync_applied", pa.table({"change_id": applied}))

@@ -240,8 +240,8 @@ def _apply(
     else:
         in_scope = scope.predicate(f"r.{quote(part)}") if scope and part else "true"
         changed_rows = (
-            f"SELECT * FROM ({source.select}) r WHERE {in_scope} AND EXISTS "
-            f"(SELECT 1 FROM _sync_changed k WHERE {_match(spec, 'k', 'r')})"
+            f"SELECT r.* FROM ({source.select}) r SEMI JOIN _sync_changed k "
+            f"ON {_match(spec, 'k', 'r')} WHERE {in_scope}"
         )
         _ingest(lakebase, duck, changed_rows, pg.BOOKKEEPING_SCHEMA, changed)
         keys = ", ".join(map(quote, spec.primary_keys))
@@ -292,8 +292,9 @@ def _incremental(
     try:
         part = changes.feed_column(duck, name)
         part = part if part in source.names else None
-        full = empty or bool(added) or not state.usable(duck, name, synced, part is not None)
-        scope = None if full else changes.pending(duck, name, state.APPLIED, name)
+        full = empty or bool(added) or not state.trusted(duck, name, synced)
+        scoped = not full and part is not None and state.has_partitions(duck, name)
+        scope = changes.pending(duck, name, state.APPLIED, name) if scoped else None
         _compare(duck, source, part, scope, full)
         result.source_rows = _count(duck, f"SELECT count(*) FROM ({source.select})")
         if not full and _expected_rows(duck, spec) != result.source_rows:
@@ -309,7 +310,8 @@ def _incremental(
     except BaseException:
         duck.execute("ROLLBACK")
         raise
-    state.remember(duck, name, spec.primary_keys, result.sync_id, full, applied)
+    rebuild = scope is None  # every row was compared: the state is rebuilt from them
+    state.remember(duck, name, spec.primary_keys, result.sync_id, rebuild, applied)
 
 
 def _compare(
@@ -335,15 +337,15 @@ def _compare(
         return
     remembered = quote(state.state_table(spec.name))
     duck.execute(
-        f"CREATE OR REPLACE TEMP TABLE _sync_changed AS SELECT {keys} FROM _sync_current c "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {remembered} s WHERE {_match(spec, 's', 'c')} "
-        "AND s._row_hash = c._row_hash)"
+        f"CREATE OR REPLACE TEMP TABLE _sync_changed AS SELECT {_keys(spec, 'c')} "
+        f"FROM _sync_current c ANTI JOIN {remembered} s "
+        f"ON {_match(spec, 's', 'c')} AND s._row_hash = c._row_hash"
     )
-    was_in_scope = scope.predicate(f"s.{state.PART}") if part else "true"
+    was_in_scope = scope.predicate(f"s.{state.PART}") if scope and part else "true"
     duck.execute(
-        f"CREATE OR REPLACE TEMP TABLE _sync_gone AS SELECT {keys} FROM {remembered} s "
-        f"WHERE {was_in_scope} AND NOT EXISTS "
-        f"(SELECT 1 FROM _sync_current c WHERE {_match(spec, 'c', 's')})"
+        f"CREATE OR REPLACE TEMP TABLE _sync_gone AS SELECT {_keys(spec, 's')} "
+        f"FROM {remembered} s ANTI JOIN _sync_current c ON {_match(spec, 'c', 's')} "
+        f"WHERE {was_in_scope}"
     )
 
 
@@ -355,14 +357,18 @@ def _expected_rows(duck: duckdb.DuckDBPyConnection, spec: TableToSync) -> int:
     gone = _count(duck, "SELECT count(*) FROM _sync_gone")
     new = _count(
         duck,
-        f"SELECT count(*) FROM _sync_changed k WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {remembered} s WHERE {_match(spec, 's', 'k')})",
+        f"SELECT count(*) FROM _sync_changed k ANTI JOIN {remembered} s "
+        f"ON {_match(spec, 's', 'k')}",
     )
     return held - gone + new
 
 
 def _count(duck: duckdb.DuckDBPyConnection, query: str) -> int:
     return int(duck.execute(query).fetchone()[0])  # type: ignore[index]
+
+
+def _keys(spec: TableToSync, alias: str) -> str:
+    return ", ".join(f"{alias}.{quote(k)}" for k in spec.primary_keys)
 
 
 def _match(spec: TableToSync, left: str, right: str) -> str:
