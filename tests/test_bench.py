@@ -30,4 +30,6 @@ def test_lakebase_benchmark_tiny(tmp_path: Path) -> None:
     results = lakebase.main(["--tiny", "--workdir", str(tmp_path)])
     for key in ("snapshot_rows_per_s", "ceiling_rows_per_s", "pandas_rows_per_s"):
         assert results[key] > 0, key
-    assert 0 < results["triggered_upserted"] < results["rows"] * 0.05  # only the changed rows
+    assert 0 < results["triggered_scattered_upserted"] < results["rows"] * 0.05  # changed only
+    assert results["triggered_feed_upserted"] == results["triggered_feed_compared"] > 0
+    assert results["triggered_feed_compared"] < results["rows"]  # only the rewritten hours

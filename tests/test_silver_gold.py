@@ -9,12 +9,14 @@ import dagster as dg
 import duckdb
 import pytest
 
+from bench import lakebase as lakebase_bench
 from orchestration.bronze.assets import build_bronze_asset
 from orchestration.gold.assets import build_hourly_gold, fleet_health, readings_all_regions
 from orchestration.gold.tables import GOLD_TABLES
 from orchestration.maintenance.compaction import compact_table
 from orchestration.settings import environment_settings
 from orchestration.silver.assets import silver_sensor_readings
+from orchestration.warehouse import Warehouse
 from tests.conftest import bucket
 from tests.lakehouse import (
     NOW,
@@ -101,7 +103,7 @@ def test_expect_or_fail_blocks_and_leaves_silver_unchanged(
 
 
 def test_gold_tables_match_silver_and_have_unique_keys(
-    loaded: Any, instance: dg.DagsterInstance
+    loaded: Any, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
     res, path = loaded
     warehouse = {"warehouse": res["warehouse"]}
@@ -121,6 +123,11 @@ def test_gold_tables_match_silver_and_have_unique_keys(
         warehouse_rows(path, "SELECT sensor_id, count(*) FROM silver_sensor_readings GROUP BY 1")
     )
     assert per_sensor == expected
+    bench_warehouse = Warehouse(database_path=str(tmp_path / "bench.duckdb"))
+    lakebase_bench.gold_table(bench_warehouse, 10)  # the Lakebase benchmark's stand-in
+    describe = f"SELECT column_name, column_type FROM (DESCRIBE {lakebase_bench.TABLE})"
+    with bench_warehouse.connect() as duck:
+        assert duck.execute(describe).fetchall() == warehouse_rows(path, describe)
     reasons = dict(
         warehouse_rows(path, "SELECT sensor_id || '@' || event_time, reason FROM gold_anomalies")
     )
