@@ -7,7 +7,8 @@ In one run, against one embedded PostgreSQL 18 server (Unix socket, fsync on):
   - the SNAPSHOT sync (`sync_table`: staging table, binary COPY over ADBC, key, swap);
   - the server's own `COPY ... FROM` a local CSV file (the ceiling), alone and followed by
     building the same primary key;
-  - pandas `to_sql` (method="multi") on a subset, reported as a rate;
+  - pandas `to_sql` (method="multi", on a subset) and dlt's postgres destination with its
+    default loader, given Arrow batches (all rows) or Python rows (a subset), as rates;
   - TRIGGERED: the time to apply 1% changed rows, against the time of a full snapshot: as gold
     changes (the latest 1% of hours rewritten, through the change feed), and scattered over
     every hour without a feed (every row hashed and compared).
@@ -16,6 +17,7 @@ In one run, against one embedded PostgreSQL 18 server (Unix socket, fsync on):
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from datetime import timedelta
@@ -26,7 +28,7 @@ import psycopg
 
 from orchestration.changes import record_change
 from orchestration.lakebase.postgres import Lakebase, embedded_dsn
-from orchestration.lakebase.sync import sync_table
+from orchestration.lakebase.sync import BATCH_ROWS, sync_table
 from orchestration.lakebase.workload import SyncPolicy, TableToSync
 from orchestration.warehouse import Warehouse
 
@@ -129,15 +131,50 @@ def pandas_to_sql(warehouse: Warehouse, dsn: str, rows: int) -> float:
     return seconds
 
 
+def dlt_load(warehouse: Warehouse, dsn: str, rows: int, workdir: Path, arrow: bool) -> float:
+    """dlt's postgres destination (default loader) given the rows as Arrow batches (its fastest
+    path) or as Python dicts (what a row-wise source, such as sql_database, yields)."""
+    import dlt
+
+    os.environ.update(
+        {
+            "RUNTIME__LOG_LEVEL": "WARNING",
+            "DLT_DATA_DIR": str(workdir / "dlt_data"),
+            "DLT_PROJECT_DIR": str(workdir / "dlt_project"),
+        }
+    )
+    with warehouse.connect() as duck:
+        table = duck.execute(f"SELECT * FROM {TABLE} LIMIT {rows}").to_arrow_table()
+    data: Any = table.to_batches(BATCH_ROWS) if arrow else table.to_pylist()
+    parts = psycopg.conninfo.conninfo_to_dict(dsn)
+    credentials = (  # dlt insists on a password; the embedded server trusts its socket
+        f"postgresql://{parts['user']}:unused@localhost/{parts['dbname']}?host={parts['host']}"
+    )
+    name = "dlt_arrow" if arrow else "dlt_rows"
+    pipeline = dlt.pipeline(
+        pipeline_name=f"bench_{name}_{time.time_ns()}",
+        destination=dlt.destinations.postgres(credentials=credentials),
+        dataset_name=name,
+        pipelines_dir=str(workdir / "dlt_pipelines"),
+    )
+    seconds = timed(lambda: pipeline.run(data, table_name=TABLE, write_disposition="replace"))
+    with psycopg.connect(dsn) as conn:
+        loaded = conn.execute(f"SELECT count(*) FROM {name}.{TABLE}").fetchone()[0]  # type: ignore[index]
+    if loaded != rows:
+        raise RuntimeError(f"dlt loaded {loaded} rows, not {rows}")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--pandas-rows", type=int, default=100_000)
+    parser.add_argument("--dlt-rows", type=int, default=200_000)
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.tiny:
-        args.rows, args.pandas_rows = 20_000, 2_000
+        args.rows, args.pandas_rows, args.dlt_rows = 20_000, 2_000, 2_000
     results: dict[str, Any] = {"rows": args.rows}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         workdir = Path(tmp)
@@ -157,6 +194,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["ceiling_s"], results["ceiling_keyed_s"] = server_copy(warehouse, dsn, workdir)
         results["pandas_rows_per_s"] = args.pandas_rows / pandas_to_sql(
             warehouse, dsn, args.pandas_rows
+        )
+        results["dlt_arrow_rows_per_s"] = args.rows / dlt_load(
+            warehouse, dsn, args.rows, workdir, arrow=True
+        )
+        results["dlt_rows_rows_per_s"] = args.dlt_rows / dlt_load(
+            warehouse, dsn, args.dlt_rows, workdir, arrow=False
         )
         with psycopg.connect(dsn) as conn:  # TRIGGERED starts from its own first sync
             conn.execute(f"DROP TABLE {SCHEMA}.{TABLE}")
@@ -187,22 +230,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results["snapshot_vs_ceiling"] = results["ceiling_s"] / results["snapshot_s"]
     results["snapshot_vs_keyed_ceiling"] = results["ceiling_keyed_s"] / results["snapshot_s"]
     results["snapshot_vs_pandas"] = results["snapshot_rows_per_s"] / results["pandas_rows_per_s"]
+    for rate in ("snapshot", "ceiling"):
+        for dlt_path in ("arrow", "rows"):
+            results[f"{rate}_vs_dlt_{dlt_path}"] = (
+                results[f"{rate}_rows_per_s"] / results[f"dlt_{dlt_path}_rows_per_s"]
+            )
     results["scattered_vs_snapshot"] = results["triggered_scattered_s"] / results["snapshot_s"]
     results["feed_vs_snapshot"] = results["triggered_feed_s"] / results["snapshot_s"]
-    report(results, args.pandas_rows)
+    report(results, args.pandas_rows, args.dlt_rows)
     return results
 
 
-def report(r: dict[str, Any], pandas_rows: int) -> None:
+def report(r: dict[str, Any], pandas_rows: int, dlt_rows: int) -> None:
     rate = "{:>12,.0f} rows/s"
     lines = [
         ("server COPY FROM file (ceiling)", rate.format(r["ceiling_rows_per_s"])),
         ("ceiling + the same primary key", rate.format(r["ceiling_keyed_rows_per_s"])),
         ("SNAPSHOT sync (key + swap)", rate.format(r["snapshot_rows_per_s"])),
         ("pandas to_sql", rate.format(r["pandas_rows_per_s"]) + f" ({pandas_rows:,} rows)"),
+        ("dlt postgres, Arrow batches", rate.format(r["dlt_arrow_rows_per_s"])),
+        (
+            "dlt postgres, Python rows",
+            rate.format(r["dlt_rows_rows_per_s"]) + f" ({dlt_rows:,} rows)",
+        ),
         ("snapshot / ceiling", f"{r['snapshot_vs_ceiling']:.0%} (target >= 80%)"),
         ("snapshot / ceiling + key", f"{r['snapshot_vs_keyed_ceiling']:.0%}"),
         ("snapshot / pandas", f"{r['snapshot_vs_pandas']:.1f}x (target >= 20x)"),
+        (
+            "snapshot / dlt Arrow",
+            f"{r['snapshot_vs_dlt_arrow']:.1f}x (target >= 4x; "
+            f"the ceiling itself is {r['ceiling_vs_dlt_arrow']:.1f}x)",
+        ),
+        ("snapshot / dlt Python rows", f"{r['snapshot_vs_dlt_rows']:.1f}x (target >= 4x)"),
         ("TRIGGERED first sync (empty target)", f"{r['triggered_first_s']:.2f}s"),
         (
             f"TRIGGERED, 1% changed: {r['triggered_feed_hours']} hours rewritten (feed)",

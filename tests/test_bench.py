@@ -28,7 +28,8 @@ def test_lakebase_benchmark_tiny(tmp_path: Path) -> None:
     from bench import lakebase
 
     results = lakebase.main(["--tiny", "--workdir", str(tmp_path)])
-    for key in ("snapshot_rows_per_s", "ceiling_rows_per_s", "pandas_rows_per_s"):
+    for key in ("snapshot_rows_per_s", "ceiling_rows_per_s", "pandas_rows_per_s",
+                "dlt_arrow_rows_per_s", "dlt_rows_rows_per_s"):  # fmt: skip
         assert results[key] > 0, key
     assert 0 < results["triggered_scattered_upserted"] < results["rows"] * 0.05  # changed only
     assert results["triggered_feed_upserted"] == results["triggered_feed_compared"] > 0

@@ -43,6 +43,7 @@ EXPECTED_ASSET_KEYS = {
     "reports/dashboard_queries",
     "reports/lakebase_cost",
     "reports/pipeline_cost",
+    "reports/query_load",
 }
 
 
@@ -259,6 +260,11 @@ def test_main_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     )
     metadata = queries.asset_materialization.metadata  # type: ignore[union-attr]
     assert metadata["proven"].value == metadata["queries"].value >= 6
+    load = instance.get_latest_materialization_event(dg.AssetKey(["reports", "query_load"]))
+    metadata = load.asset_materialization.metadata  # type: ignore[union-attr]
+    assert metadata["errors"].value == 0 and metadata["queries"].value > 0
+    assert 0 < metadata["p50_ms"].value <= metadata["p95_ms"].value <= metadata["p99_ms"].value
+    assert " QPS, p50 " in out
 
 
 def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(

@@ -84,13 +84,15 @@ LAKEBASE_AND_REPORTS = dg.AssetSelection.groups("lakebase", "reports")
 
 
 def sync_and_report(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
-    """Every synced table into Postgres, then the cost reports and the bundle."""
+    """Every synced table into Postgres, then the cost reports, the bundle and a short load
+    test of the dashboard queries (4 clients, 2 s)."""
     job = defs.resolve_implicit_job_def_def_for_assets(
         list(LAKEBASE_AND_REPORTS.resolve(defs.resolve_asset_graph()))
     )
+    load = {"ops": {"reports__query_load": {"config": {"clients": 4, "seconds": 2.0}}}}
     run = job.execute_in_process(
         instance=instance, asset_selection=list(LAKEBASE_AND_REPORTS.resolve(
-            defs.resolve_asset_graph())), raise_on_error=False,
+            defs.resolve_asset_graph())), raise_on_error=False, run_config=load,
     )  # fmt: skip
     return [] if run.success else ["lakebase / reports"]
 

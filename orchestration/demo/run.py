@@ -139,6 +139,13 @@ def print_lakebase(lakebase: Lakebase, warehouse: Warehouse, home: Path) -> None
         print(f"  Lakebase per month: provisioned ${totals['provisioned']:,.2f}, "
               f"autoscaling ${totals['autoscaling']:,.2f}")  # fmt: skip
     print(f"  pipeline cost: {reports / 'pipeline_cost.json'}")
+    load_file = reports / "query_load.json"
+    if load_file.exists():
+        load = json.loads(load_file.read_text())
+        print(f"  dashboard query load ({load['clients']} clients, {load['seconds']:.0f} s): "
+              f"{load['qps']:,.0f} QPS, p50 {load['p50_ms']} ms, p95 {load['p95_ms']} ms, "
+              f"p99 {load['p99_ms']} ms: {load_file}")  # fmt: skip
+        print("  more load: uv run lakebase-load --clients 8 --seconds 10")
     print(f"  Asset Bundle:  {reports / f'lakebase_bundle_{warehouse.settings().name}.yml'}")
 
 

@@ -124,10 +124,14 @@ class Lakebase(dg.ConfigurableResource):
         password = self.password()
         return {"password": password} if password else {}
 
+    def new_connection(self) -> psycopg.Connection:
+        """A new connection with a fresh-enough token; the caller closes it."""
+        return psycopg.connect(self.resolved_dsn(), **self.connection_kwargs())
+
     @contextmanager
     def connect(self) -> Iterator[psycopg.Connection]:
         """A new connection with a fresh-enough token; closed (rolled back if open) on exit."""
-        with psycopg.connect(self.resolved_dsn(), **self.connection_kwargs()) as conn:
+        with self.new_connection() as conn:
             yield conn
 
     def adbc_uri(self) -> str:

@@ -111,3 +111,8 @@ def load_workload(path: Path | str = DEFAULT_WORKLOAD) -> Workload:
         return Workload.model_validate(yaml.safe_load(path.read_text()) or {})
     except (OSError, yaml.YAMLError, ValueError) as exc:
         raise WorkloadError(f"{path}: {exc}") from exc
+
+
+def synced_asset_keys() -> list[dg.AssetKey]:
+    """The `lakebase/<table>` asset keys of the default workload (what reports depend on)."""
+    return [t.asset_key for t in load_workload().delta_synchronization.tables_to_sync]
