@@ -264,7 +264,7 @@ def test_main_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     metadata = load.asset_materialization.metadata  # type: ignore[union-attr]
     assert metadata["errors"].value == 0 and metadata["queries"].value > 0
     assert 0 < metadata["p50_ms"].value <= metadata["p95_ms"].value <= metadata["p99_ms"].value
-    assert " QPS, p50 " in out
+    assert " QPS, p50 " in out and "gold_fleet_health (CONTINUOUS): source changed -> synced" in out
 
 
 def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(

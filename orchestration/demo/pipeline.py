@@ -9,6 +9,8 @@ import dagster as dg
 
 from edge_agent.naming import SCENARIOS
 from orchestration.gold.tables import GOLD_TABLES
+from orchestration.lakebase.sensors import CONTINUOUS_INTERVAL_SECONDS
+from orchestration.lakebase.workload import SyncPolicy, load_workload
 from orchestration.resources import LandingZone
 from orchestration.silver.assets import SILVER_TABLE
 from orchestration.warehouse import Warehouse
@@ -95,6 +97,37 @@ def sync_and_report(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[
             defs.resolve_asset_graph())), raise_on_error=False, run_config=load,
     )  # fmt: skip
     return [] if run.success else ["lakebase / reports"]
+
+
+@dataclass(frozen=True)
+class ContinuousLag:
+    table: str
+    seconds: float  # source materialized -> synced table committed, measured
+    bound_seconds: int  # sensor interval; plus the pool queue and the sync itself
+
+
+def continuous_lag(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[ContinuousLag]:
+    """For each CONTINUOUS table: its source changes (rebuilt), the sensor ticks, and the run
+    it requests syncs; the lag from the change to the synced copy is measured."""
+    out = []
+    for spec in load_workload().delta_synchronization.tables_to_sync:
+        if spec.scheduling_policy is not SyncPolicy.CONTINUOUS:
+            continue
+        source = defs.resolve_implicit_job_def_def_for_assets([spec.source_asset_key])
+        source.execute_in_process(instance=instance, asset_selection=[spec.source_asset_key])
+        changed = instance.get_latest_materialization_event(spec.source_asset_key)
+        sensor = defs.resolve_sensor_def(f"lakebase_{spec.name}_continuous")
+        result = sensor(dg.build_sensor_context(instance=instance))
+        job = defs.resolve_implicit_job_def_def_for_assets([spec.asset_key])
+        for request in result.run_requests or []:
+            tags = {**request.tags, "dagster/sensor_name": sensor.name}
+            job.execute_in_process(instance=instance, asset_selection=[spec.asset_key], tags=tags)
+        synced = instance.get_latest_materialization_event(spec.asset_key)
+        if changed is None or synced is None or synced.timestamp < changed.timestamp:
+            raise RuntimeError(f"the continuous sensor did not sync {spec.name}")
+        out.append(ContinuousLag(spec.name, synced.timestamp - changed.timestamp,
+                                 CONTINUOUS_INTERVAL_SECONDS))  # fmt: skip
+    return out
 
 
 def layer_counts(warehouse: Warehouse) -> list[tuple[str, int]]:

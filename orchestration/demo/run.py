@@ -26,7 +26,9 @@ from edge_agent.storage import BucketPolicy, ensure_buckets
 from orchestration.defs import build_definitions
 from orchestration.demo.local_s3 import DEMO_CREDENTIALS, local_s3_server
 from orchestration.demo.pipeline import (
+    ContinuousLag,
     build_derived,
+    continuous_lag,
     layer_counts,
     sync_and_report,
     tick_sensors_and_load_bronze,
@@ -118,7 +120,9 @@ def print_layers(warehouse: Warehouse, counts: list[tuple[str, int]]) -> None:
     )
 
 
-def print_lakebase(lakebase: Lakebase, warehouse: Warehouse, home: Path) -> None:
+def print_lakebase(
+    lakebase: Lakebase, warehouse: Warehouse, home: Path, lags: list[ContinuousLag]
+) -> None:
     schema = warehouse.settings().schema
     where = "embedded, under " + str(lakebase.embedded_path()) if lakebase.is_embedded() else "DSN"
     print(f"\nLakebase (PostgreSQL, {where}):")
@@ -129,6 +133,12 @@ def print_lakebase(lakebase: Lakebase, warehouse: Warehouse, home: Path) -> None
             if found and found[0]:
                 rows = conn.execute(f'SELECT count(*) FROM "{schema}"."{table.name}"').fetchone()[0]  # type: ignore[index]
             print(f"  {schema}.{table.name:<30} {rows:>8} rows  ({table.scheduling_policy.value})")
+    for lag in lags:
+        print(
+            f"  {lag.table} (CONTINUOUS): source changed -> synced {lag.seconds:.1f} s later by "
+            f"its sensor, ticked at once here.\n    Lag bound under the daemon: "
+            f"{lag.bound_seconds} s (sensor interval) + the warehouse pool queue + the sync"
+        )
     print(f"Connect:  {lakebase.psql_command()}")
     print(f"  as the read-only application role: add user={lakebase.app_role}")
     reports = home / "reports"
@@ -189,9 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         failed = sensors.failed_runs + build_derived(defs, instance, sensors.hours)
         print("syncing the gold tables into Postgres, then the cost reports ...")
         failed += sync_and_report(defs, instance)
+        print("changing a CONTINUOUS table's source, ticking its sensor ...")
+        lags = continuous_lag(defs, instance)
         print_report(home, landed(landing), recorded(instance))
         print_layers(warehouse, layer_counts(warehouse))
-        print_lakebase(Lakebase(), warehouse, home)
+        print_lakebase(Lakebase(), warehouse, home, lags)
         if failed:
             print(f"\nfailed runs (see the UI): {', '.join(failed)}", file=sys.stderr)
             return 1

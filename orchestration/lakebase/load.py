@@ -212,7 +212,7 @@ def run_load(
     except threading.BrokenBarrierError:
         for thread in threads:
             thread.join()
-        raise RuntimeError(f"a load client could not connect: {failures[0]}") from failures[0]
+        raise RuntimeError(f"a load client could not connect: {failures[0]!r}") from failures[0]
     for thread in threads:
         thread.join()
     return LoadResult(clients, time.perf_counter() - clock[0], list(per_query.values()))

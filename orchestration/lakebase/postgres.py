@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ DSN_VARIABLE = "LAKEBASE_DSN"
 REFRESH_AFTER_SECONDS = 59 * 60  # Lakebase OAuth tokens last an hour
 
 TokenProvider = Callable[[], str]
+_RESOLVING = threading.Lock()
 
 
 class TokenCache:
@@ -34,15 +36,17 @@ class TokenCache:
         self._provider, self._refresh_after, self._clock = provider, refresh_after, clock
         self._token: str | None = None
         self._fetched_at = 0.0
+        self._lock = threading.Lock()
         self.fetches = 0
 
     def current(self) -> str:
-        now = self._clock()
-        if self._token is None or now - self._fetched_at >= self._refresh_after:
-            self._token = self._provider()
-            self._fetched_at = now
-            self.fetches += 1
-        return self._token
+        with self._lock:  # load-test clients share one cache across threads
+            now = self._clock()
+            if self._token is None or now - self._fetched_at >= self._refresh_after:
+                self._token = self._provider()
+                self._fetched_at = now
+                self.fetches += 1
+            return self._token
 
 
 def load_provider(path: str) -> TokenProvider:
@@ -96,10 +100,11 @@ class Lakebase(dg.ConfigurableResource):
     _resolved: str | None = PrivateAttr(default=None)
 
     def resolved_dsn(self) -> str:
-        if self._resolved is None:
-            configured = self.dsn or os.environ.get(DSN_VARIABLE)
-            self._resolved = configured or embedded_dsn(self.embedded_path(), self.database)
-        return self._resolved
+        with _RESOLVING:  # clients on several threads must not start the server twice
+            if self._resolved is None:
+                configured = self.dsn or os.environ.get(DSN_VARIABLE)
+                self._resolved = configured or embedded_dsn(self.embedded_path(), self.database)
+            return self._resolved
 
     def embedded_path(self) -> Path:
         if self.embedded_directory:
