@@ -65,7 +65,7 @@ def test_a_client_that_cannot_connect_fails_the_load(readings: str) -> None:
     def refused() -> psycopg.Connection:
         raise psycopg.OperationalError("connection refused")
 
-    with pytest.raises(RuntimeError, match="could not connect: .*connection refused"):
+    with pytest.raises(RuntimeError, match=r"could not connect: .*connection refused"):
         run_load(refused, {"q": "SELECT 1"}, {"q": 1}, "app", clients=2, seconds=0.1)
 
 
