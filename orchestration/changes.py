@@ -73,13 +73,10 @@ def feed_column(conn: duckdb.DuckDBPyConnection, table: str) -> str | None:
 
 
 def pending(
-    conn: duckdb.DuckDBPyConnection, table: str, applied_table: str, consumer: str
-) -> ChangeScope | None:
-    """The changes to `table` that `consumer` has not applied (per `applied_table`), or None
-    when the table has no feed."""
-    column = feed_column(conn, table)
-    if column is None:
-        return None
+    conn: duckdb.DuckDBPyConnection, table: str, column: str, applied_table: str, consumer: str
+) -> ChangeScope:
+    """The changes to `table` (whose feed records `column`) that `consumer` has not applied,
+    per `applied_table`."""
     rows = conn.execute(
         f"SELECT change_id, range_start, range_end FROM _table_changes c WHERE table_name = ? "
         f"AND NOT EXISTS (SELECT 1 FROM {quote(applied_table)} a WHERE a.consumer = ? "

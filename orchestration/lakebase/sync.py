@@ -294,13 +294,15 @@ def _incremental(
         part = part if part in source.names else None
         full = empty or bool(added) or not state.trusted(duck, name, synced)
         scoped = not full and part is not None and state.has_partitions(duck, name)
-        scope = changes.pending(duck, name, state.APPLIED, name) if scoped else None
+        scope = changes.pending(duck, name, part, state.APPLIED, name) if scoped else None
         _compare(duck, source, part, scope, full)
-        result.source_rows = _count(duck, f"SELECT count(*) FROM ({source.select})")
-        if not full and _expected_rows(duck, spec) != result.source_rows:
-            full, scope = True, None  # something changed outside the feed: compare everything
-            _compare(duck, source, part, None, full)
-        result.compared = _count(duck, "SELECT count(*) FROM _sync_current")
+        result.compared = result.source_rows = _count(duck, "SELECT count(*) FROM _sync_current")
+        if scope is not None:  # only the feed's hours were compared: do the counts agree?
+            result.source_rows = _count(duck, f"SELECT count(*) FROM ({source.select})")
+            if _expected_rows(duck, spec) != result.source_rows:
+                full, scope = True, None  # changed outside the feed: compare everything
+                _compare(duck, source, part, None, full)
+                result.compared = result.source_rows
         applied = list(scope.change_ids) if scope else changes.all_change_ids(duck, name)
         if empty:
             _copy_and_swap(duck, lakebase, source, schema, result, log)
