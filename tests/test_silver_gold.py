@@ -173,3 +173,26 @@ def test_compaction_rewrites_a_fragmented_table(tmp_path: Path) -> None:
         assert result.rewritten and result.row_groups_after < result.row_groups_before
         assert conn.execute("SELECT count(*) FROM bronze_raw").fetchone() == (96000,)
         assert not compact_table(conn, "bronze_raw").rewritten  # nothing left to do
+
+
+def test_a_valid_reading_wins_over_an_invalid_copy_of_the_same_key(
+    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """A corrected resend: the preferred scenario's copy is invalid, another's is valid."""
+    bad = [reading(i, NOW, temperature=200.0) for i in range(1, 6)]
+    good = [reading(i, NOW) for i in range(1, 6)]
+    put_object(s3, bucket(bucket_prefix, "schematized"), NOW, bad, node="n1")
+    put_object(s3, bucket(bucket_prefix, "raw"), NOW, good, node="n1")
+    res = resources(bucket_prefix, s3_env, tmp_path / "warehouse.duckdb")
+    for scenario in ("raw", "schematized"):
+        materialize(build_bronze_asset(scenario), hour_key(NOW), res, instance)
+    result = materialize(
+        silver_sensor_readings, hour_key(NOW), {"warehouse": res["warehouse"]}, instance
+    )
+    metadata = result.asset_materializations_for_node("silver__sensor_readings")[0].metadata
+    assert metadata["duplicates_removed"].value == 5
+    assert warehouse_rows(
+        tmp_path / "warehouse.duckdb",
+        "SELECT count(*), max(temperature) < 100, min(source_scenario) "
+        "FROM silver_sensor_readings",
+    ) == [(5, True, "raw")]

@@ -74,13 +74,21 @@ def stage_silver(conn: duckdb.DuckDBPyConnection, start: object, end: object) ->
         f"CREATE OR REPLACE TEMP TABLE silver_all AS {union}", {"start": start, "end": end}
     )
     rows_in = conn.execute("SELECT count(*) FROM silver_all").fetchone()[0]  # type: ignore[index]
+    # A valid copy always wins over an invalid one (a corrected resend must not be dropped by
+    # expect_or_drop after dedup kept the bad copy); then the richest scenario, then the source.
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE silver_stage AS SELECT * EXCLUDE (_priority) FROM silver_all "
         "QUALIFY row_number() OVER (PARTITION BY sensor_id, event_time "
-        "ORDER BY _priority, source_object, source_id) = 1"
+        f"ORDER BY ({kept_by_expectations()}) DESC, _priority, source_object, source_id) = 1"
     )
     kept = conn.execute("SELECT count(*) FROM silver_stage").fetchone()[0]  # type: ignore[index]
     return int(rows_in), int(rows_in - kept)
+
+
+def kept_by_expectations() -> str:
+    """SQL that is true for a row every expect_or_drop expectation keeps."""
+    drops = [e.condition for e in EXPECTATIONS if e.action == "expect_or_drop"]
+    return " AND ".join(f"coalesce({c}, false)" for c in drops) or "true"
 
 
 def violations(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -156,8 +164,7 @@ def silver_sensor_readings(
             raise dg.Failure(
                 description=f"expect_or_fail violated ({summary}); silver {start}..{end} unchanged"
             )
-        drops = [e.condition for e in EXPECTATIONS if e.action == "expect_or_drop"]
-        keep = " AND ".join(f"coalesce({c}, false)" for c in drops) or "true"
+        keep = kept_by_expectations()
         conn.execute("BEGIN TRANSACTION")
         if not table_exists(conn, SILVER_TABLE):
             create_table_like(conn, SILVER_TABLE, "SELECT * FROM silver_stage")
