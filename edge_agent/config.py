@@ -123,19 +123,42 @@ def _from_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _section_value(section: str, name: str, kind: Any, value: Any) -> Any:
+    """One scenario rule, checked against its declared type (YAML gives any type)."""
+    where = f"{section}.{name}" if section else name
+    if kind == "tuple[str, ...]":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of column names, e.g. [{value}]")
+        return tuple(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, not {value!r}")
+        return value
+    if kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, not {value!r}")
+        if kind == "int" and value != int(value):
+            raise ConfigError(f"{where} must be a whole number, not {value!r}")
+        return int(value) if kind == "int" else float(value)
+    return value
+
+
 def _scenario_settings(data: Mapping[str, Any]) -> ScenarioSettings:
     sections: dict[str, Any] = {}
     for name, cls in _SCENARIO_SECTIONS.items():
         values = data.get(name) or {}
-        allowed = {f.name for f in fields(cls)}
-        unknown = set(values) - allowed
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{name} must be a mapping of settings, not {values!r}")
+        declared = {f.name: f.type for f in fields(cls)}
+        unknown = set(values) - set(declared)
         if unknown:
             raise ConfigError(f"unknown {name} setting(s): {', '.join(sorted(unknown))}")
-        if "drop_columns" in values:
-            values = {**values, "drop_columns": tuple(values["drop_columns"])}
-        sections[name] = cls(**values)
+        sections[name] = cls(
+            **{k: _section_value(name, k, declared[k], v) for k, v in values.items()}
+        )
     tolerance = data.get("future_tolerance_seconds", ScenarioSettings.future_tolerance_seconds)
-    return ScenarioSettings(future_tolerance_seconds=float(tolerance), **sections)
+    tolerance = _section_value("", "future_tolerance_seconds", "float", tolerance)
+    return ScenarioSettings(future_tolerance_seconds=tolerance, **sections)
 
 
 def _typed(name: str, value: Any) -> Any:

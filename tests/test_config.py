@@ -101,3 +101,30 @@ def test_secrets_are_masked_in_repr_and_logs(caplog: pytest.LogCaptureFixture) -
     logger.addHandler(handler)
     logger.warning("failed with header %s", "Bearer dagster-token-value-42")
     assert records == ["failed with header Bearer ***"]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("filtered:\n  drop_columns: serial_number\n", "filtered.drop_columns must be a list"),
+        ("emergency:\n  temperature_high: hot\n", "emergency.temperature_high must be a number"),
+        ("filtered:\n  remove_out_of_range: maybe\n", "filtered.remove_out_of_range must be true"),
+        ("filtered:\n  coordinate_precision: 2.5\n", "must be a whole number"),
+        ("filtered: [a]\n", "filtered must be a mapping"),
+        ("future_tolerance_seconds: soon\n", "future_tolerance_seconds must be a number"),
+    ],
+)
+def test_scenario_rules_are_validated_when_read_with_one_line_errors(
+    tmp_path: Path, agent_env: dict[str, str], node_db: Path, yaml_text: str, message: str
+) -> None:
+    from tests.conftest import run_agent
+
+    file = tmp_path / "agent.yaml"
+    file.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_config({}, {}, file)
+    proc = run_agent(
+        "upload", "--once", "--db", str(node_db), "--config", str(file), env=agent_env, check=False
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
