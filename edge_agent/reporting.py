@@ -11,7 +11,8 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
+from urllib.parse import urlsplit
 
 from edge_agent.control import ControlStore
 from edge_agent.storage import StoredObject
@@ -61,13 +62,43 @@ def report_body(
     }
 
 
+class _Redirected(Exception):
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a redirect with every header, the API token included, to any host."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl) -> NoReturn:  # type: ignore[no-untyped-def]
+        raise _Redirected(newurl)
+
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in _LOOPBACK or host.startswith("127.")
+
+
 class HttpReporter:
-    """POSTs to the Dagster webserver. Dagster+ needs an API token; OSS has no auth at all."""
+    """POSTs to the Dagster webserver. Dagster+ needs an API token; OSS has no auth at all.
+
+    A redirect is a failed delivery, never followed: the token stays with the configured host.
+    """
 
     def __init__(self, base_url: str, token: str | None, timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self._opener = urllib.request.build_opener(_NoRedirects())
+        if token and urlsplit(self.base_url).scheme == "http" and not _is_loopback(base_url):
+            log.warning(
+                "the Dagster API token goes to %s over plain http; use https",
+                urlsplit(self.base_url).hostname,
+            )
 
     def deliver(self, asset_key: str, body: dict[str, Any]) -> None:
         headers = {"Content-Type": "application/json"}
@@ -80,8 +111,14 @@ class HttpReporter:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with self._opener.open(request, timeout=self.timeout) as response:
                 response.read()
+        except _Redirected as exc:
+            raise ReportError(
+                f"Dagster at {self.base_url} redirected to "
+                f"{urlsplit(exc.location).netloc or exc.location}; not followed (set the final "
+                "URL as the Dagster URL)"
+            ) from None
         except urllib.error.HTTPError as exc:
             raise ReportError(f"Dagster answered HTTP {exc.code}") from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:

@@ -325,3 +325,56 @@ def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(
             metadata = records[0].asset_materialization.metadata  # type: ignore[union-attr]
             assert metadata["dagster/row_count"].value == rows
             assert metadata["objects_loaded"].value == 1
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    """A Dagster URL that redirects elsewhere (a moved host, a proxy's login page)."""
+
+    target: ClassVar[str] = ""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(307)
+        self.send_header("Location", _Redirect.target + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_redirect_never_carries_the_token_to_another_host_and_reports_stay_queued(
+    s3: Any, node_db: Path, bucket_prefix: str, agent_env: dict[str, str]
+) -> None:
+    other = ThreadingHTTPServer(("127.0.0.2", 0), _Capture)  # another host on loopback
+    redirect = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    _Redirect.target = f"http://127.0.0.2:{other.server_address[1]}"
+    _Capture.seen.clear()
+    for server in (other, redirect):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = "agent-token-redirect-9f8e7d"
+    try:
+        env = {**agent_env, "DAGSTER_CLOUD_API_TOKEN": token}
+        url = f"http://127.0.0.1:{redirect.server_address[1]}"
+        proc = upload(node_db, bucket_prefix, env, "--dagster-url", url)
+    finally:
+        other.shutdown()
+        redirect.shutdown()
+    assert _Capture.seen == []  # nothing, and no token, reached the other host
+    assert "redirected to 127.0.0.2" in proc.stderr and token not in proc.stderr
+    objects = len(_sidecars(s3, bucket(bucket_prefix, "raw")))
+    status = run_agent("status", "--db", str(node_db), env=agent_env).stdout
+    assert objects and f"reports queued for Dagster: {objects}" in status
+
+
+def test_a_token_over_plain_http_to_a_remote_host_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from edge_agent.reporting import HttpReporter
+
+    with caplog.at_level("WARNING", logger="edge_agent"):
+        HttpReporter("http://127.0.0.1:3000", "t0ken-local", 1.0)
+        HttpReporter("https://dagster.example.com", "t0ken-tls", 1.0)
+        HttpReporter("http://dagster.example.com", "t0ken-plain", 1.0)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == ["the Dagster API token goes to dagster.example.com over plain http; use https"]
