@@ -62,7 +62,7 @@ def report_body(
     }
 
 
-class _Redirected(Exception):
+class _RedirectedError(Exception):
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.location = location
@@ -72,7 +72,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """urllib would follow a redirect with every header, the API token included, to any host."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl) -> NoReturn:  # type: ignore[no-untyped-def]
-        raise _Redirected(newurl)
+        raise _RedirectedError(newurl)
 
 
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
@@ -113,7 +113,7 @@ class HttpReporter:
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 response.read()
-        except _Redirected as exc:
+        except _RedirectedError as exc:
             raise ReportError(
                 f"Dagster at {self.base_url} redirected to "
                 f"{urlsplit(exc.location).netloc or exc.location}; not followed (set the final "

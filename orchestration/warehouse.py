@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ import duckdb
 
 from edge_agent.source import quote_ident as quote
 from edge_agent.source import quote_literal
+from orchestration.home import dagster_home, make_private, private_directory
 from orchestration.settings import EnvironmentSettings, environment_settings
 
 
@@ -29,8 +29,7 @@ class Warehouse(dg.ConfigurableResource):
     def path(self) -> Path:
         if self.database_path:
             return Path(self.database_path)
-        home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / "dagster_home")
-        return home / f"warehouse_{self.settings().name}.duckdb"
+        return dagster_home() / f"warehouse_{self.settings().name}.duckdb"
 
     def table(self, layer: str, entity: str) -> str:
         """Quoted, fully qualified name for SQL."""
@@ -45,7 +44,7 @@ class Warehouse(dg.ConfigurableResource):
         """A connection with the catalog attached and the schema current, in UTC."""
         s = self.settings()
         path = self.path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         conn = duckdb.connect(":memory:")
         deadline = time.monotonic() + self.lock_timeout_seconds
         while True:
@@ -58,6 +57,7 @@ class Warehouse(dg.ConfigurableResource):
                     conn.close()
                     raise
                 time.sleep(0.5)
+        make_private(path, path.with_name(path.name + ".wal"))
         try:
             conn.execute("SET TimeZone = 'UTC'")
             if not read_only:

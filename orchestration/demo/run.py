@@ -34,6 +34,7 @@ from orchestration.demo.pipeline import (
     tick_sensors_and_load_bronze,
 )
 from orchestration.fleet.config import FleetConfig
+from orchestration.home import dagster_home as home_directory
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.workload import load_workload
 from orchestration.resources import LandingZone
@@ -41,8 +42,7 @@ from orchestration.warehouse import Warehouse
 
 
 def dagster_home() -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / "dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    home = home_directory().resolve()
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")

@@ -11,12 +11,12 @@ from edge_agent.database import NodeDatabase
 from edge_agent.reporting import PIPES_MESSAGE_KIND
 from edge_agent.simulate import SimulationSpec, simulate
 from orchestration.fleet.config import EdgeNodeSpec, FleetConfig
+from orchestration.home import private_directory
 from orchestration.resources import LandingZone
 
 
 def node_database(instance: dg.DagsterInstance, node_id: str) -> Path:
-    directory = Path(instance.root_directory) / "edge_nodes"
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_directory(Path(instance.root_directory) / "edge_nodes")
     return directory / f"{node_id}.db"
 
 

@@ -12,6 +12,8 @@ import sqlglot
 from psycopg import sql
 from sqlglot.errors import ErrorLevel, SqlglotError
 
+from orchestration.home import write_private
+
 QUERIES = Path(__file__).with_name("queries")
 
 
@@ -71,7 +73,6 @@ def prove(conn: psycopg.Connection, schema: str, conversions: list[Conversion]) 
 
 
 def write_converted(conversions: list[Conversion], directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
     for item in conversions:
         if item.postgres is not None:
-            (directory / f"{item.name}.sql").write_text(item.postgres + "\n")
+            write_private(directory / f"{item.name}.sql", item.postgres + "\n")

@@ -17,6 +17,8 @@ import psycopg
 from psycopg import sql
 from pydantic import Field, PrivateAttr
 
+from orchestration.home import dagster_home, private_directory
+
 DSN_VARIABLE = "LAKEBASE_DSN"
 REFRESH_AFTER_SECONDS = 59 * 60  # Lakebase OAuth tokens last an hour
 
@@ -70,6 +72,7 @@ def embedded_dsn(directory: Path, database: str) -> str:
 
     directory.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(directory, cleanup_mode=None)
+    private_directory(directory.parent)  # as root, get_server opened the parents to everyone
     admin = server.get_uri()
     with psycopg.connect(admin, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
@@ -109,8 +112,7 @@ class Lakebase(dg.ConfigurableResource):
     def embedded_path(self) -> Path:
         if self.embedded_directory:
             return Path(self.embedded_directory)
-        home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / "dagster_home")
-        return home / "lakebase_pg"
+        return dagster_home() / "lakebase_pg"
 
     def is_embedded(self) -> bool:
         return not (self.dsn or os.environ.get(DSN_VARIABLE))

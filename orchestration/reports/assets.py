@@ -7,6 +7,7 @@ import dagster as dg
 import psycopg
 from pydantic import Field
 
+from orchestration.home import write_private
 from orchestration.lakebase import cost
 from orchestration.lakebase.bundle import bundle_resources, bundle_yaml
 from orchestration.lakebase.convert import convert_folder, prove, write_converted
@@ -178,7 +179,7 @@ def lakebase_bundle(warehouse: Warehouse) -> dg.MaterializeResult:
     """Databricks Asset Bundle resources (instance, catalog, synced tables) for this workload."""
     workload, settings = load_workload(), warehouse.settings()
     path = reports_directory() / f"lakebase_bundle_{settings.name}.yml"
-    path.write_text(bundle_yaml(workload, settings))
+    write_private(path, bundle_yaml(workload, settings))
     tables = bundle_resources(workload, settings)["resources"]["synced_database_tables"]
     return dg.MaterializeResult(
         metadata={

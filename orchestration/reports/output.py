@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from orchestration.home import dagster_home, private_directory, write_private
+
 
 def reports_directory() -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / "dagster_home")
-    directory = home / "reports"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    return private_directory(dagster_home() / "reports")
 
 
 def write_json(name: str, document: dict[str, Any]) -> Path:
     path = reports_directory() / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(document, indent=1, default=str))
-    tmp.replace(path)  # readers never see half a report
-    return path
+    return write_private(path, json.dumps(document, indent=1, default=str))
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
