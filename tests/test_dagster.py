@@ -288,7 +288,7 @@ def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(
     create_landing_buckets(landing)
     from datetime import timedelta
 
-    hours = [NOW - timedelta(hours=2), NOW - timedelta(hours=1)]
+    hours = [NOW - timedelta(hours=3), NOW - timedelta(hours=2)]  # and an empty hour after
     for i, hour in enumerate(hours):
         put_object(s3, landing.bucket("raw"), hour, [reading(n, hour) for n in range(1, 6 + i)])
     home = tmp_path / "home"
@@ -310,8 +310,8 @@ def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(
 
     materialize("--select", "bronze/raw", "--partition", hour_key(hours[0]))
     materialize(
-        "--select", "bronze/raw,silver/sensor_readings",
-        "--partition-range", f"{hour_key(hours[0])}...{hour_key(hours[1])}",
+        "--select", "bronze/raw,silver/sensor_readings,gold/sensor_hourly_stats",
+        "--partition-range", f"{hour_key(hours[0])}...{hour_key(NOW - timedelta(hours=1))}",
     )  # fmt: skip
     import duckdb
 
@@ -320,18 +320,29 @@ def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(
         assert conn.execute("SELECT count(*) FROM lakehouse.staging.bronze_raw").fetchone() == (11,)
         silver = conn.execute("SELECT count(*) FROM lakehouse.staging.silver_sensor_readings")
         assert silver.fetchone() == (11,)
-    # One run loaded both hours; each hour's materialization carries its own counts.
+
+    # One run loaded the range; each hour's materialization carries its own counts, in bronze,
+    # silver and gold alike (issue 9.14).
+    def latest(instance: dg.DagsterInstance, key: str, hour: Any) -> Any:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(key.split("/")), asset_partitions=[hour_key(hour)]
+            ),
+            limit=1,
+        ).records
+        return records[0].asset_materialization.metadata  # type: ignore[union-attr]
+
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        for hour, rows in zip(hours, (5, 6), strict=True):
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(
-                    asset_key=dg.AssetKey(["bronze", "raw"]), asset_partitions=[hour_key(hour)]
-                ),
-                limit=1,
-            ).records
-            metadata = records[0].asset_materialization.metadata  # type: ignore[union-attr]
-            assert metadata["dagster/row_count"].value == rows
-            assert metadata["objects_loaded"].value == 1
+        for hour, rows in zip([*hours, NOW - timedelta(hours=1)], (5, 6, 0), strict=True):
+            bronze = latest(instance, "bronze/raw", hour)
+            assert bronze["dagster/row_count"].value == rows
+            assert bronze["objects_loaded"].value == (1 if rows else 0)
+            silver = latest(instance, "silver/sensor_readings", hour)
+            assert silver["dagster/row_count"].value == rows
+            assert silver["rows_from_bronze"].value == rows
+            assert silver["run_rows_written"].value == 11
+            gold = latest(instance, "gold/sensor_hourly_stats", hour)
+            assert gold["dagster/row_count"].value == rows  # one sensor per reading here
 
 
 class _Redirect(BaseHTTPRequestHandler):

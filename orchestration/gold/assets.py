@@ -6,6 +6,7 @@ import dagster as dg
 
 from orchestration.changes import record_change
 from orchestration.gold.tables import GOLD_TABLES, GoldTable
+from orchestration.landing.objects import hour_key
 from orchestration.partitions import hourly_partitions
 from orchestration.silver.assets import SILVER_TABLE
 from orchestration.warehouse import Warehouse, create_table_like, quote, table_exists
@@ -51,14 +52,24 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
             conn.execute(f"INSERT INTO {quote(table)} BY NAME {spec.select}", params)
             record_change(conn, table, "hour", window.start, window.end)  # for Lakebase syncs
             conn.execute("COMMIT")
-            rows = conn.execute(
-                f"SELECT count(*) FROM {quote(table)} WHERE hour >= ? AND hour < ?", bounds
-            ).fetchone()[0]  # type: ignore[index]
+            by_hour = {
+                hour_key(hour): int(rows)
+                for hour, rows in conn.execute(
+                    f"SELECT hour, count(*) FROM {quote(table)} "
+                    "WHERE hour >= ? AND hour < ? GROUP BY ALL",
+                    bounds,
+                ).fetchall()
+            }
             schema = _columns(conn, table)
+        for partition_key in context.partition_keys:  # each hour carries its own count
+            context.add_asset_metadata(
+                {"dagster/row_count": by_hour.get(partition_key, 0)}, partition_key=partition_key
+            )
         return dg.MaterializeResult(
             metadata={
                 "table": warehouse.display_name("gold", spec.entity),
-                "dagster/row_count": int(rows),
+                "run_partitions": len(context.partition_keys),
+                "run_rows_written": sum(by_hour.values()),
                 "dagster/column_schema": schema,
             }
         )

@@ -1,11 +1,15 @@
 """`silver/sensor_readings`: every scenario's bronze rows unified, deduplicated and checked."""
 
+from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 import duckdb
 
 from edge_agent.naming import SCENARIOS
+from orchestration.landing.objects import hour_key
 from orchestration.partitions import hourly_partitions
 from orchestration.silver.expectations import EXPECTATIONS, Expectation
 from orchestration.warehouse import Warehouse, create_table_like, quote, table_exists
@@ -68,6 +72,7 @@ def stage_silver(conn: duckdb.DuckDBPyConnection, start: object, end: object) ->
             + ", ".join(f"CAST(NULL AS {kind}) AS {quote(n)}" for n, kind, _ in COLUMNS)
             + ", CAST(NULL AS VARCHAR) AS source_scenario LIMIT 0"
         )
+        conn.execute("CREATE OR REPLACE TEMP TABLE silver_all AS FROM silver_stage")
         return 0, 0
     union = " UNION ALL ".join(selects)
     conn.execute(
@@ -83,6 +88,49 @@ def stage_silver(conn: duckdb.DuckDBPyConnection, start: object, end: object) ->
     )
     kept = conn.execute("SELECT count(*) FROM silver_stage").fetchone()[0]  # type: ignore[index]
     return int(rows_in), int(rows_in - kept)
+
+
+@dataclass
+class HourFigures:
+    """What one silver hour received in a run: shown on that partition's materialization."""
+
+    rows_in: int = 0
+    duplicates: int = 0
+    written: int = 0
+    by_scenario: dict[str, int] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "dagster/row_count": self.written,
+            "rows_from_bronze": self.rows_in,
+            "duplicates_removed": self.duplicates,
+            "rows_dropped_by_expectations": self.rows_in - self.duplicates - self.written,
+            "rows_by_scenario": dg.MetadataValue.json(self.by_scenario),
+        }
+
+
+def partition_figures(
+    conn: duckdb.DuckDBPyConnection, start: object, end: object
+) -> dict[str, HourFigures]:
+    """Per partition key: rows staged from bronze, duplicates removed, rows written by scenario."""
+    figures: dict[str, HourFigures] = defaultdict(HourFigures)
+    for hour, rows_in in conn.execute(
+        "SELECT _partition_hour, count(*) FROM silver_all GROUP BY ALL"
+    ).fetchall():
+        figures[hour_key(hour)].rows_in = int(rows_in)
+    for hour, kept in conn.execute(
+        "SELECT _partition_hour, count(*) FROM silver_stage GROUP BY ALL"
+    ).fetchall():
+        figures[hour_key(hour)].duplicates = figures[hour_key(hour)].rows_in - int(kept)
+    for hour, scenario, rows in conn.execute(
+        f"SELECT _partition_hour, source_scenario, count(*) FROM {SILVER_TABLE} "
+        "WHERE _partition_hour >= ? AND _partition_hour < ? GROUP BY ALL ORDER BY ALL",
+        [start, end],
+    ).fetchall():
+        hour_figures = figures[hour_key(hour)]
+        hour_figures.by_scenario[scenario] = int(rows)
+        hour_figures.written += int(rows)
+    return dict(figures)
 
 
 def kept_by_expectations() -> str:
@@ -171,25 +219,18 @@ def silver_sensor_readings(
         conn.execute(f"DELETE FROM {SILVER_TABLE} WHERE {window}", [start, end])
         conn.execute(f"INSERT INTO {SILVER_TABLE} BY NAME SELECT * FROM silver_stage WHERE {keep}")
         conn.execute("COMMIT")
-        written = conn.execute(
-            f"SELECT count(*) FROM {SILVER_TABLE} WHERE {window}", [start, end]
-        ).fetchone()[0]  # type: ignore[index]
-        by_scenario = dict(
-            conn.execute(
-                f"SELECT source_scenario, count(*) FROM {SILVER_TABLE} "
-                f"WHERE {window} GROUP BY ALL ORDER BY ALL",
-                [start, end],
-            ).fetchall()
-        )
+        per_hour = partition_figures(conn, start, end)
+    written = sum(p.written for p in per_hour.values())
+    for partition_key in context.partition_keys:  # each hour carries its own figures
+        figures = per_hour.get(partition_key, HourFigures())
+        context.add_asset_metadata(figures.metadata(), partition_key=partition_key)
     for e in EXPECTATIONS:
         yield _check(e, counts[e.name], rows)
     yield dg.MaterializeResult(
         metadata={
             "table": warehouse.display_name("silver", "sensor_readings"),
-            "dagster/row_count": int(written),
-            "rows_from_bronze": rows_in,
-            "duplicates_removed": duplicates,
-            "rows_dropped_by_expectations": rows - int(written),
-            "rows_by_scenario": dg.MetadataValue.json(by_scenario),
+            "run_partitions": len(context.partition_keys),
+            "run_rows_from_bronze": rows_in,
+            "run_rows_written": written,
         }
     )
