@@ -310,3 +310,42 @@ def test_a_load_bigger_than_the_staging_budget_goes_in_chunks(
     assert warehouse_rows(
         warehouse_path, "SELECT _node_id, count(*) FROM bronze_raw GROUP BY 1 ORDER BY 1"
     ) == [("a", 3), ("b", 4), ("c", 5)]
+
+
+def test_a_new_column_joins_an_hour_that_already_has_rows(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """addNewColumns on a reload of a loaded hour: rows replaced and the column added at once."""
+    raw = bucket(bucket_prefix, "raw")
+    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 6)])
+    res = resources(bucket_prefix, s3_env, warehouse_path)
+    materialize(bronze_raw, hour_key(NOW), res, instance)
+    put_object(s3, raw, NOW, [reading(i, NOW, co2_ppm=400.0 + i) for i in range(6, 9)], node="n2")
+    result = materialize(bronze_raw, hour_key(NOW), res, instance, raise_on_error=False)
+    assert result.success
+    assert warehouse_rows(
+        warehouse_path, "SELECT count(*), count(co2_ppm), count(DISTINCT id) FROM bronze_raw"
+    ) == [(8, 3, 8)]
+    metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
+    assert metadata["columns_added"].value == "co2_ppm"
+    again = materialize(bronze_raw, hour_key(NOW), res, instance)  # and replaced, not appended
+    assert again.success
+    assert warehouse_rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(8,)]
+
+
+def test_a_data_column_named_like_a_lineage_column_is_kept_under_another_name(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance
+) -> None:
+    raw = bucket(bucket_prefix, "raw")
+    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 4)], node="a")
+    put_object(s3, raw, NOW, [reading(i, NOW, _node_id="spoofed") for i in range(4, 7)], node="b")
+    res = resources(bucket_prefix, s3_env, warehouse_path)
+    result = materialize(bronze_raw, hour_key(NOW), res, instance)
+    rows = warehouse_rows(
+        warehouse_path,
+        "SELECT _node_id, _node_id_data, count(*) FROM bronze_raw GROUP BY ALL ORDER BY ALL",
+    )
+    assert rows == [("a", None, 3), ("b", "spoofed", 3)]
+    metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
+    assert metadata["columns_renamed"].value == "_node_id -> _node_id_data"
+    assert metadata["run_objects_quarantined"].value == 0

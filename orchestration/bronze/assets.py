@@ -57,6 +57,8 @@ def _metadata(load: BronzeLoad, name: str, history: list[tuple], preview: str) -
         "rows_rescued": load.rescued_rows,
         "schema_version": load.schema_version,
         "columns_added": ", ".join(load.added_columns) or "none",
+        "columns_renamed": ", ".join(f"{a} -> {b}" for a, b in load.renamed_columns.items())
+        or "none",
         "dagster/column_schema": dg.TableSchema(columns=columns),
         "schema_history": dg.MetadataValue.md(
             "| version | change | mode | recorded | columns |\n|---|---|---|---|---|\n" + rows
@@ -141,6 +143,8 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
             )
         for q in load.quarantined:
             context.log.warning(f"quarantined {q.obj.uri}: {q.reason}")
+        for old, new in load.renamed_columns.items():
+            context.log.warning(f"data column {old} collides with a bronze column: stored as {new}")
         context.log.info(
             f"{load.rows} rows from {load.objects} object(s) into "
             f"{warehouse.display_name('bronze', scenario)}; {len(load.quarantined)} quarantined"

@@ -29,19 +29,38 @@ BOOKKEEPING_DDL = (
 )
 
 
-def clear_partitions(
+def clear_bookkeeping(
     conn: duckdb.DuckDBPyConnection, table: str, targets: list[PartitionTarget]
 ) -> None:
-    exists = table_exists(conn, table)
+    """Forget what earlier loads recorded for the targets (the load records them anew)."""
     for target in targets:
-        if exists:
-            where, params = partition_predicate(target)
-            conn.execute(f"DELETE FROM {quote(table)} WHERE {where}", params)
         for bookkeeping in ("_bronze_loads", "_bronze_quarantine"):
             conn.execute(
                 f"DELETE FROM {bookkeeping} WHERE table_name = ? AND partition_key = ?",
                 [table, target.partition_key],
             )
+
+
+def delete_earlier_rows(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    targets: list[PartitionTarget],
+    ingested_at: datetime,
+) -> None:
+    """Remove the targets' rows from earlier loads, after this load inserted its own.
+
+    Last, not first: DuckDB 1.5.5 refuses to commit a transaction that deletes rows and then
+    adds a column to the same table ("another transaction has altered this table"), and a load
+    adds columns (addNewColumns) as it meets them.
+    """
+    if not table_exists(conn, table):
+        return
+    for target in targets:
+        where, params = partition_predicate(target)
+        conn.execute(
+            f"DELETE FROM {quote(table)} WHERE {where} AND _ingested_at IS DISTINCT FROM ?",
+            [*params, ingested_at],
+        )
 
 
 def partition_predicate(target: PartitionTarget) -> tuple[str, list[Any]]:

@@ -81,10 +81,31 @@ class BronzeLoad:
     schema_version: int = 0
     schema: pa.Schema | None = None
     added_columns: list[str] = field(default_factory=list)
+    renamed_columns: dict[str, str] = field(default_factory=dict)  # reserved name -> stored as
 
 
 class TooManyFilesError(Exception):
     pass
+
+
+RESERVED_COLUMNS = frozenset({*LINEAGE_COLUMNS, RESCUED_COLUMN})
+
+
+def renamed_reserved(data: pa.Table) -> tuple[pa.Table, dict[str, str]]:
+    """Data columns that collide with bronze's own columns get a `_data` suffix (kept, not
+    dropped or confused with lineage); returns the table and {old: new} names."""
+    renames: dict[str, str] = {}
+    taken = set(data.column_names)
+    for name in data.column_names:
+        if name in RESERVED_COLUMNS:
+            new = f"{name}_data"
+            while new in taken or new in RESERVED_COLUMNS:
+                new += "_"
+            renames[name] = new
+            taken.add(new)
+    if not renames:
+        return data, renames
+    return data.rename_columns([renames.get(n, n) for n in data.column_names]), renames
 
 
 def _data_schema(conn: duckdb.DuckDBPyConnection, table: str) -> pa.Schema | None:
@@ -217,7 +238,7 @@ class _Load:
         conn = self.conn
         conn.execute("BEGIN TRANSACTION")
         try:
-            bookkeeping.clear_partitions(conn, self.table, self.targets)
+            bookkeeping.clear_bookkeeping(conn, self.table, self.targets)
             for chunk in _chunks(self.listed, STAGING_BYTES):
                 with tempfile.TemporaryDirectory(prefix="bronze-staging-") as directory:
                     objects: list[StagedObject] = []
@@ -228,6 +249,7 @@ class _Load:
                             objects.append(outcome)
                     self._load_objects(objects, bulk_scan)
                     self.group.insert(conn, self.table, self.ingested_at)
+            bookkeeping.delete_earlier_rows(conn, self.table, self.targets, self.ingested_at)
             self._record()
             conn.execute("COMMIT")
         except BaseException:
@@ -264,6 +286,8 @@ class _Load:
         """One DuckDB scan over objects of one schema; False if that schema cannot be taken."""
         staged = [s for s, _ in scanned]
         shape = empty_table(self.conn, staged[0].path)
+        if RESERVED_COLUMNS & set(shape.column_names):
+            return False  # object by object, where the colliding columns are renamed
         try:
             reconciled = reconcile(self.current, shape, self.mode)
         except SchemaConflictError:  # each object is tried alone, and quarantined with why
@@ -300,6 +324,8 @@ class _Load:
                 row_count_mismatch(staged.obj, data.num_rows, staged.sidecar)
             )
             return
+        data, renames = renamed_reserved(data)
+        self.result.renamed_columns.update(renames)
         try:
             reconciled = reconcile(self.current, data, self.mode)
         except SchemaConflictError as exc:
