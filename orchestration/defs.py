@@ -19,11 +19,15 @@ from orchestration.schedules import (
     regional_bronze_job,
     regional_bronze_schedule,
 )
+from orchestration.settings import environment_settings
 from orchestration.silver.assets import silver_sensor_readings
 from orchestration.warehouse import Warehouse
 
 
 def build_definitions() -> dg.Definitions:
+    # Configuration errors fail here, when the definitions load (and `dagster definitions
+    # validate` in CI), not hours later in a run.
+    environment_settings()
     return dg.Definitions(
         assets=[
             *landing_assets,

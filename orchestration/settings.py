@@ -3,27 +3,59 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ENVIRONMENT_VARIABLE = "LAKEHOUSE_ENV"
-_FILE = Path(__file__).with_name("environments.yaml")
+ENVIRONMENTS_FILE = Path(__file__).with_name("environments.yaml")
 
 
-@dataclass(frozen=True)
-class EnvironmentSettings:
+class ConfigurationError(dg.Failure):
+    """Invalid configuration: one sentence, and never retried (a retry cannot fix it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(description=message, allow_retries=False)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def validation_message(source: Path | str, exc: ValidationError) -> str:
+    """A pydantic error as one line: the file, then each field's path and what is wrong."""
+    errors = exc.errors()
+
+    def one(error: Any) -> str:
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        got = "" if error["type"] == "missing" else f", got {error['input']!r}"
+        return f"{where}: {error['msg']}{got}"
+
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return f"{source}: " + "; ".join(one(e) for e in errors[:3]) + more
+
+
+class EnvironmentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     name: str
-    catalog: str
-    schema: str
-    max_files_per_run: int
-    target_file_size_mb: int
-    sensor_lookback_hours: int
-    full_scan_interval_hours: int
-    max_keys_per_tick: int
-    silent_after_hours: int
+    catalog: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    schema_: str = Field(alias="schema", pattern=r"^[a-z_][a-z0-9_]*$")
+    max_files_per_run: int = Field(gt=0)
+    target_file_size_mb: int = Field(gt=0)
+    sensor_lookback_hours: int = Field(ge=0)
+    full_scan_interval_hours: float = Field(gt=0)
+    max_keys_per_tick: int = Field(gt=0)
+    silent_after_hours: int = Field(gt=0)
+    incomplete_grace_minutes: float = Field(default=30, ge=0)
+
+    @property
+    def schema(self) -> str:  # type: ignore[override]
+        return self.schema_
 
     def table_name(self, layer: str, entity: str) -> str:
         """`{catalog}.{schema}.{layer}_{entity}`, unquoted (for display and metadata)."""
@@ -31,16 +63,33 @@ class EnvironmentSettings:
 
 
 @cache
-def _all() -> dict[str, dict[str, object]]:
-    return yaml.safe_load(_FILE.read_text())
+def load_environments(path: Path = ENVIRONMENTS_FILE) -> dict[str, EnvironmentSettings]:
+    """Every environment in the file, validated; a bad file fails in one line naming the field."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"{path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigurationError(f"{path}: must map environment names to their settings")
+    environments = {}
+    for name, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigurationError(f"{path}: {name}: must be a mapping of settings")
+        try:
+            environments[name] = EnvironmentSettings(name=name, **values)
+        except ValidationError as exc:
+            message = validation_message(path, exc).replace(f"{path}: ", f"{path}: {name}.", 1)
+            raise ConfigurationError(message) from None
+    return environments
 
 
 def environment_settings(name: str | None = None) -> EnvironmentSettings:
     """Settings for `name`, or for LAKEHOUSE_ENV (default dev); read when called, not imported."""
     chosen = name or os.environ.get(ENVIRONMENT_VARIABLE) or "dev"
-    environments = _all()
+    environments = load_environments()
     if chosen not in environments:
-        raise ValueError(
-            f"{ENVIRONMENT_VARIABLE}={chosen!r} is not one of {', '.join(environments)}"
+        raise ConfigurationError(
+            f"{ENVIRONMENT_VARIABLE}={chosen!r} is not one of {', '.join(environments)} "
+            f"(defined in {ENVIRONMENTS_FILE.name})"
         )
-    return EnvironmentSettings(name=chosen, **environments[chosen])  # type: ignore[arg-type]
+    return environments[chosen]

@@ -128,7 +128,7 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                     max_files=warehouse.settings().max_files_per_run,
                 )
             except (NewColumnsRefusedError, TooManyFilesError) as exc:
-                raise dg.Failure(description=str(exc)) from exc
+                raise dg.Failure(description=str(exc), allow_retries=False) from exc
             history = schema_history(conn, table)
             preview = _preview(conn, table, targets)
         for partition_key, partition in load.partitions.items():

@@ -38,6 +38,7 @@ from orchestration.home import dagster_home as home_directory
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.workload import load_workload
 from orchestration.resources import LandingZone
+from orchestration.settings import ConfigurationError, environment_settings
 from orchestration.warehouse import Warehouse
 
 
@@ -163,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--rows-per-node", type=int, default=5_000)
     args = parser.parse_args(argv)
+    try:
+        environment_settings()
+        load_workload()
+    except ConfigurationError as exc:
+        print(f"lakehouse-demo: {exc}", file=sys.stderr)
+        return 2
 
     home = dagster_home()
     warehouse = Warehouse()

@@ -8,7 +8,7 @@ from pathlib import Path
 from orchestration.lakebase.load import MIX, LoadMixError, dashboard_load
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.reports.output import write_json
-from orchestration.settings import environment_settings
+from orchestration.settings import ConfigurationError, environment_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0:
         parser.error("--clients must be >= 1 and --seconds > 0")
-    schema = args.schema or environment_settings().schema
+    try:
+        schema = args.schema or environment_settings().schema
+    except ConfigurationError as exc:
+        parser.error(str(exc))
     lakebase = Lakebase()
     print(f"{args.clients} clients, {args.seconds:g} s, schema {schema}, mix {args.mix}")
     try:

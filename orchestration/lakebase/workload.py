@@ -8,7 +8,16 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from orchestration.settings import ConfigurationError, validation_message
 
 DEFAULT_WORKLOAD = Path(__file__).with_name("workload.yaml")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")  # room for suffixes in 63
@@ -100,17 +109,23 @@ class Workload(_Strict):
     delta_synchronization: DeltaSynchronization = DeltaSynchronization()
 
 
-class WorkloadError(ValueError):
+class WorkloadError(ConfigurationError):
     pass
 
 
 def load_workload(path: Path | str = DEFAULT_WORKLOAD) -> Workload:
-    """Read and validate a workload file; the error names the file and what is wrong."""
+    """Read and validate a workload file; one line names the file, the field and the problem."""
     path = Path(path)
     try:
-        return Workload.model_validate(yaml.safe_load(path.read_text()) or {})
-    except (OSError, yaml.YAMLError, ValueError) as exc:
-        raise WorkloadError(f"{path}: {exc}") from exc
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise WorkloadError(f"{path}: cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise WorkloadError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    try:
+        return Workload.model_validate(data)
+    except ValidationError as exc:
+        raise WorkloadError(validation_message(path, exc)) from None
 
 
 def synced_asset_keys() -> list[dg.AssetKey]:
