@@ -400,6 +400,13 @@ class ControlStore:
                 (error, report_id),
             )
 
+    def defer_report(self, report_id: int, until: float) -> None:
+        """Not offered again before `until` (epoch seconds); not counted as a failed attempt."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE report_outbox SET claimed_until = ? WHERE id = ?", (until, report_id)
+            )
+
     def pending_reports(self) -> int:
         return int(self.db.scalar("SELECT count(*) FROM report_outbox"))
 

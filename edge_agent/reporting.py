@@ -11,6 +11,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
@@ -138,14 +139,34 @@ class PipesReporter:
         )
 
 
+def hour_begins(partition: str | None) -> datetime | None:
+    """When a report's partition ('2026-11-23-09:00') begins, or None if it has none."""
+    if not partition:
+        return None
+    return datetime.strptime(partition, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+
+
 def flush_outbox(store: ControlStore, reporter: Reporter, batch: int = 200) -> tuple[int, int]:
-    """Deliver queued reports until the queue is empty or Dagster fails; (delivered, left)."""
+    """Deliver queued reports until the queue is empty or Dagster fails; (delivered, left).
+
+    A report for an hour that has not begun (this node's clock runs ahead) is not a Dagster
+    partition yet: it stays queued until its hour begins, and the rest are delivered.
+    """
     delivered = 0
     while True:
         reports = store.take_reports(batch)
         if not reports:
             break
         for index, report in enumerate(reports):
+            begins = hour_begins(report.body.get("partition"))
+            if begins is not None and begins > datetime.now(UTC):
+                store.defer_report(report.id, begins.timestamp())
+                log.warning(
+                    "report for %s %s held until that hour begins (node clock ahead?)",
+                    report.asset_key,
+                    report.body["partition"],
+                )
+                continue
             try:
                 reporter.deliver(report.asset_key, report.body)
             except ReportError as exc:

@@ -398,3 +398,34 @@ def test_a_token_over_plain_http_to_a_remote_host_is_warned_about_once(
     assert warnings == [
         "the Dagster API token goes to dagster.example.com over plain http; use https"
     ]
+
+
+def test_reports_for_hours_that_have_not_begun_stay_queued_until_they_do(
+    s3: Any, node_db: Path, bucket_prefix: str, agent_env: dict[str, str],
+    dagster_webserver: tuple[str, Path],
+) -> None:  # fmt: skip
+    """A node whose clock runs two days ahead: its rows upload (raw keeps them as they are),
+    but Dagster gets no materialization of a partition that does not exist yet."""
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    ahead = (datetime.now(UTC) + timedelta(days=2)).replace(minute=30)
+    with sqlite3.connect(node_db) as conn:
+        conn.execute(
+            "INSERT INTO sensor_readings (timestamp, sensor_id, temperature) "
+            "SELECT ?, sensor_id, temperature FROM sensor_readings LIMIT 3",
+            [ahead.isoformat()],
+        )
+    url, home = dagster_webserver
+    proc = upload(node_db, bucket_prefix, agent_env, "--dagster-url", url)
+    future_key = f"{ahead:%Y-%m-%d-%H}:00"
+    assert f"report for landing/raw {future_key} held until that hour begins" in proc.stderr
+    keys = list_keys(s3, bucket(bucket_prefix, "raw"), f"year={ahead:%Y}/month={ahead:%m}/")
+    assert any(f"day={ahead:%d}/hour={ahead:%H}/" in k for k in keys)  # the data is in S3
+    status = run_agent("status", "--db", str(node_db), env=agent_env).stdout
+    assert "reports queued for Dagster: 1" in status
+    records = _instance(home).fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["landing", "raw"]),
+                              asset_partitions=[future_key]), limit=10,
+    ).records  # fmt: skip
+    assert records == []

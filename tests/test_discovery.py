@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -175,3 +175,108 @@ def test_sensor_reads_agent_reports_from_the_instance(
     )
     again = sensor(context)
     assert not again.run_requests and "no new or changed objects" in str(again.skip_reason)
+
+
+def test_future_hours_are_held_back_named_and_picked_up_when_they_begin(
+    s3: Any, s3_env: str, bucket_prefix: str, instance: dg.DagsterInstance
+) -> None:
+    """A node whose clock runs two days ahead must not stop the sensor for everything else."""
+    from orchestration.partitions import hourly_partitions
+
+    raw = bucket(bucket_prefix, "raw")
+    ahead = NOW + timedelta(days=2)
+    old = NOW - timedelta(days=1)
+    for hour, node in ((ahead, "fast-clock"), (old, "n1")):
+        uri = put_object(s3, raw, hour, [reading(1, hour)], node=node)
+        instance.report_runless_asset_event(  # Dagster's endpoint accepts any partition
+            dg.AssetMaterialization(
+                asset_key=["landing", "raw"], partition=hour_key(hour), metadata={"object_uri": uri}
+            )
+        )
+    sensor = build_landing_sensor("raw")
+    landing = LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
+    cursor = LandingCursor(last_full_scan=NOW.timestamp()).to_json()
+    context = dg.build_sensor_context(
+        instance=instance, resources={"landing": landing}, cursor=cursor
+    )
+    result = sensor(context)
+    requested = [r.partition_key for r in result.run_requests or []]
+    assert requested == [hour_key(old)]  # the rest proceeds ...
+    assert all(hourly_partitions.has_partition_key(k) for k in requested)  # ... validly
+    stored = LandingCursor.from_json(result.cursor)
+    assert stored.held == {f"{raw}|{ahead.isoformat()}": ["fast-clock"]}
+    # ... and once its hour begins, the held hour is requested exactly once.
+    discovery = _discovery(s3, bucket_prefix, full_scan_interval_hours=1e9)
+    still = discovery.tick(stored, [], now=NOW + timedelta(days=1))
+    assert still.changes == [] and len(still.held) == 1
+    assert "fast-clock" in still.held[0].describe() and hour_key(ahead) in still.held[0].describe()
+    begun = discovery.tick(still.cursor, [], now=ahead + timedelta(minutes=5))
+    assert [(c.partition_key, c.found_by) for c in begun.changes] == [(hour_key(ahead), "listing")]
+    later = discovery.tick(begun.cursor, [], now=ahead + timedelta(hours=30))
+    assert later.changes == [] and later.cursor.held == {}
+
+
+def test_a_held_hour_older_than_the_lookback_is_still_requested(
+    s3: Any, bucket_prefix: str
+) -> None:
+    raw = bucket(bucket_prefix, "raw")
+    ahead = NOW + timedelta(days=2)
+    put_object(s3, raw, ahead, [reading(1, ahead)], node="fast-clock")
+    discovery = _discovery(s3, bucket_prefix, full_scan_interval_hours=1e9)
+    cursor = LandingCursor(last_full_scan=NOW.timestamp())
+    first = discovery.tick(cursor, [(raw, ahead)], now=NOW)
+    assert first.changes == [] and first.held
+    # The platform was down until long after that hour: it is no longer in the lookback.
+    late = discovery.tick(first.cursor, [], now=ahead + timedelta(days=3))
+    assert [(c.partition_key, c.found_by) for c in late.changes] == [(hour_key(ahead), "held back")]
+
+
+def _put_half(s3: Any, name: str, hour: Any, which: str, node: str) -> str:
+    from edge_agent.naming import data_object_key, sidecar_key
+
+    key = data_object_key(hour, node, "b0000001-000000000001-000000000010")
+    if which == "sidecar":
+        key = sidecar_key(key)
+    s3.put_object(Bucket=name, Key=key, Body=b"{}" if which == "sidecar" else b"PAR1")
+    return f"s3://{name}/{key}"
+
+
+def test_incomplete_uploads_are_quarantined_by_name_after_grace_and_load_when_complete(
+    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Any, instance: dg.DagsterInstance
+) -> None:
+    from orchestration.bronze.assets import QUARANTINE_CHECK, build_bronze_asset
+    from tests.lakehouse import materialize, resources, warehouse_rows
+
+    raw = bucket(bucket_prefix, "raw")
+    hour = NOW - timedelta(hours=1)
+    put_object(s3, raw, hour, [reading(1, hour)], node="whole")
+    data_only = _put_half(s3, raw, hour, "data", "no-sidecar")
+    sidecar_only = _put_half(s3, raw, hour, "sidecar", "no-data")
+    discovery = _discovery(s3, bucket_prefix, full_scan_interval_hours=1e9)
+    cursor = LandingCursor(last_full_scan=NOW.timestamp())
+    fresh = discovery.tick(cursor, [], now=datetime.now(UTC))  # within the grace period
+    assert _requested(fresh) == [hour_key(hour)] and fresh.incomplete == 0
+    stale = discovery.tick(fresh.cursor, [], now=datetime.now(UTC) + timedelta(hours=1))
+    assert _requested(stale) == [hour_key(hour)] and stale.incomplete == 2  # the gap is news
+    again = discovery.tick(stale.cursor, [], now=datetime.now(UTC) + timedelta(hours=1))
+    assert again.changes == []  # ... once
+
+    # Bronze (grace 0 here: the halves are old enough) loads the whole upload and names the rest.
+    res = resources(bucket_prefix, s3_env, tmp_path / "w.duckdb")
+    no_grace = {"ops": {"bronze__raw": {"config": {"incomplete_grace_minutes": 0}}}}
+    result = materialize(build_bronze_asset("raw"), hour_key(hour), res, instance, no_grace)
+    check = next(c for c in result.get_asset_check_evaluations())
+    assert check.check_name == QUARANTINE_CHECK and not check.passed
+    listing = str(check.metadata["objects"].value)
+    assert data_only in listing and sidecar_only in listing and "no sidecar" in listing
+    quarantined = warehouse_rows(tmp_path / "w.duckdb", "SELECT object_uri FROM _bronze_quarantine")
+    assert sorted(u for (u,) in quarantined) == sorted([data_only, sidecar_only])
+
+    # The node redoes its upload: both halves complete; the digest changes and it loads.
+    s3.delete_object(Bucket=raw, Key=sidecar_only.split("/", 3)[3])
+    put_object(s3, raw, hour, [reading(2, hour)], node="no-sidecar")
+    done = discovery.tick(again.cursor, [], now=datetime.now(UTC) + timedelta(hours=1))
+    assert _requested(done) == [hour_key(hour)] and done.incomplete == 0
+    result = materialize(build_bronze_asset("raw"), hour_key(hour), res, instance, no_grace)
+    assert next(c for c in result.get_asset_check_evaluations()).passed
+    assert warehouse_rows(tmp_path / "w.duckdb", "SELECT count(*) FROM bronze_raw") == [(2,)]

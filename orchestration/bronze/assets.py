@@ -1,6 +1,7 @@
 """`bronze/<scenario>`: landing objects loaded into DuckDB, one event hour per partition."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from pydantic import Field
@@ -27,6 +28,12 @@ class BronzeConfig(dg.Config):
     schema_mode: SchemaMode = Field(
         default="addNewColumns",
         description="Auto Loader schema evolution: addNewColumns, rescue, failOnNewColumns, none",
+    )
+    incomplete_grace_minutes: float | None = Field(
+        default=None,
+        ge=0,
+        description="Halves of uploads older than this are quarantined by name (default: the "
+        "environment's incomplete_grace_minutes)",
     )
 
 
@@ -116,6 +123,9 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         table = f"bronze_{scenario}"
         targets = _targets(context, scenario, landing)
+        settings = warehouse.settings()
+        grace = config.incomplete_grace_minutes
+        grace = settings.incomplete_grace_minutes if grace is None else grace
         with warehouse.connect() as conn:
             try:
                 load = load_bronze(
@@ -125,7 +135,8 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                     targets=targets,
                     mode=config.schema_mode,
                     run_id=context.run.run_id,
-                    max_files=warehouse.settings().max_files_per_run,
+                    max_files=settings.max_files_per_run,
+                    incomplete_before=datetime.now(UTC) - timedelta(minutes=grace),
                 )
             except (NewColumnsRefusedError, TooManyFilesError) as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc

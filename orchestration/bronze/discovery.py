@@ -11,6 +11,12 @@ sources feed the same comparison, so they can never double-trigger each other:
 
 A partition is requested when its digest differs from the one last requested, with the digest
 in the run key: racing or repeated ticks produce the same key, and Dagster launches it once.
+
+Hours that have not begun yet (a node whose clock runs ahead) are not partitions yet: they are
+held back in the cursor, named in the tick's log, and requested once their hour begins, while
+every other hour proceeds. Halves of uploads (data without sidecar or the reverse) older than a
+grace period count in their hour's digest, so bronze loads the hour and quarantines them by
+name; when the upload completes the digest changes again and the hour is reloaded.
 """
 
 from __future__ import annotations
@@ -22,11 +28,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestration.landing.objects import (
-    LandingObject,
+    HourListing,
     ListedKey,
-    complete_objects,
-    digest,
     hour_key,
+    hour_listing,
     hour_of_key,
     list_hour,
 )
@@ -43,6 +48,7 @@ class LandingCursor:
     scan_bucket: int = -1  # bucket index of the reconciliation in progress; -1 when idle
     scan_after: str = ""  # reconciliation resumes after this key (end of a complete hour)
     last_full_scan: float = 0.0  # when the last reconciliation finished (epoch seconds)
+    held: dict[str, list[str]] = field(default_factory=dict)  # "bucket|hour" ahead -> nodes
 
     def to_json(self) -> str:
         return json.dumps({"version": CURSOR_VERSION, **asdict(self)}, sort_keys=True)
@@ -67,6 +73,21 @@ class PartitionChange:
     found_by: str
 
 
+@dataclass(frozen=True)
+class HeldHour:
+    """Objects in an hour that has not begun: held back until it does."""
+
+    bucket: str
+    hour: datetime
+    nodes: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (
+            f"{self.bucket} hour {hour_key(self.hour)} is in the future (node clock ahead?): "
+            f"held back until it begins; node(s) {', '.join(self.nodes) or 'unknown'}"
+        )
+
+
 @dataclass
 class TickOutcome:
     changes: list[PartitionChange]
@@ -75,11 +96,15 @@ class TickOutcome:
     keys_listed: int = 0
     reports_seen: int = 0
     reconciliation: str = "idle"
+    held: list[HeldHour] = field(default_factory=list)
+    incomplete: int = 0  # incomplete uploads past the grace period in the requested hours
 
     def summary(self) -> str:
         return (
             f"{self.hours_listed} hour prefix(es) listed, {self.keys_listed} keys, "
-            f"{self.reports_seen} new upload report(s), reconciliation {self.reconciliation}"
+            f"{self.reports_seen} new upload report(s), reconciliation {self.reconciliation}, "
+            f"{len(self.held)} future hour(s) held back, "
+            f"{self.incomplete} incomplete upload(s) past the grace period"
         )
 
 
@@ -94,6 +119,7 @@ class LandingDiscovery:
     full_scan_interval_hours: float = 6.0
     max_keys_per_tick: int = 20_000
     retention_days: int = 400
+    incomplete_grace: timedelta = timedelta(minutes=30)
 
     def recent_hours(self, now: datetime) -> list[datetime]:
         top = now.replace(minute=0, second=0, microsecond=0)
@@ -108,42 +134,70 @@ class LandingDiscovery:
     ) -> TickOutcome:
         now = now or datetime.now(UTC)
         outcome = TickOutcome([], cursor)
-        candidates: dict[tuple[str, datetime], tuple[list[LandingObject], str]] = {}
+        stale_before = now - self.incomplete_grace
+        candidates: dict[tuple[str, datetime], tuple[HourListing, str]] = {}
+
+        def listed(bucket: str, hour: datetime, found_by: str) -> None:
+            if (bucket, hour) not in candidates:
+                candidates[(bucket, hour)] = (
+                    list_hour(self.client, bucket, hour, stale_before),
+                    found_by,
+                )
+                outcome.hours_listed += 1
 
         for bucket in self.buckets:
             for hour in self.recent_hours(now):
-                candidates[(bucket, hour)] = (list_hour(self.client, bucket, hour), "listing")
-                outcome.hours_listed += 1
+                listed(bucket, hour, "listing")
         outcome.reports_seen = len(reported)
         for bucket, hour in reported:
-            if bucket in self.buckets and (bucket, hour) not in candidates:
-                candidates[(bucket, hour)] = (list_hour(self.client, bucket, hour), "report")
-                outcome.hours_listed += 1
-        for key, objects in self._reconcile(cursor, now.timestamp(), outcome).items():
-            candidates.setdefault(key, (objects, "reconciliation"))
+            if bucket in self.buckets:
+                listed(bucket, hour, "report")
+        current_hour = now.replace(minute=0, second=0, microsecond=0)
+        for held in list(cursor.held):
+            bucket, hour_text = held.split("|", 1)
+            hour = datetime.fromisoformat(hour_text)
+            if hour <= current_hour:  # its hour has begun: a partition now
+                del cursor.held[held]
+                if bucket in self.buckets:
+                    listed(bucket, hour, "held back")
+        for key, listing in self._reconcile(cursor, now.timestamp(), outcome, stale_before).items():
+            candidates.setdefault(key, (listing, "reconciliation"))
 
-        for (bucket, hour), (objects, found_by) in sorted(candidates.items()):
-            if not objects:
+        for (bucket, hour), (listing, found_by) in sorted(candidates.items()):
+            if not listing.objects and not listing.incomplete:
+                continue
+            if hour > current_hour:
+                nodes = sorted({_node_of(o.key) for o in listing.objects})
+                cursor.held[f"{bucket}|{hour.isoformat()}"] = nodes
                 continue
             partition_key = self.partition_key_for(bucket, hour)
-            current = digest(objects)
+            current = listing.digest()
             if cursor.digests.get(partition_key) != current:
                 cursor.digests[partition_key] = current
+                outcome.incomplete += len(listing.incomplete)
                 outcome.changes.append(
-                    PartitionChange(partition_key, bucket, hour, current, len(objects), found_by)
+                    PartitionChange(
+                        partition_key, bucket, hour, current, len(listing.objects), found_by
+                    )
                 )
         self._prune(cursor, now)
+        outcome.held = [  # every hour still held, named on every tick until it begins
+            HeldHour(
+                held.split("|", 1)[0], datetime.fromisoformat(held.split("|", 1)[1]), tuple(nodes)
+            )
+            for held, nodes in sorted(cursor.held.items())
+        ]
         return outcome
 
     def _reconcile(
-        self, cursor: LandingCursor, now: float, outcome: TickOutcome
-    ) -> dict[tuple[str, datetime], list[LandingObject]]:
+        self, cursor: LandingCursor, now: float, outcome: TickOutcome, stale_before: datetime
+    ) -> dict[tuple[str, datetime], HourListing]:
         """List part of the whole family, ending on an hour boundary; resume next tick."""
         if cursor.scan_bucket < 0:
             if now - cursor.last_full_scan < self.full_scan_interval_hours * 3600:
                 return {}
             cursor.scan_bucket, cursor.scan_after = 0, ""
-        found: dict[tuple[str, datetime], list[LandingObject]] = {}
+        found: dict[tuple[str, datetime], HourListing] = {}
         budget = self.max_keys_per_tick
         while cursor.scan_bucket < len(self.buckets) and budget > 0:
             bucket = self.buckets[cursor.scan_bucket]
@@ -159,7 +213,7 @@ class LandingDiscovery:
                 last_key = max(k.key for k in by_hour[hours[-1]])
                 del by_hour[partial]
             for hour in hours:
-                found[(bucket, hour)] = complete_objects(bucket, by_hour[hour])
+                found[(bucket, hour)] = hour_listing(by_hour[hour], bucket, stale_before)
             if finished:
                 cursor.scan_bucket, cursor.scan_after = cursor.scan_bucket + 1, ""
             else:
@@ -189,7 +243,7 @@ class LandingDiscovery:
                 if hour is None:
                     continue
                 first_hour = first_hour or hour
-                by_hour[hour].append(ListedKey(obj["Key"], obj["ETag"].strip('"'), obj["Size"]))
+                by_hour[hour].append(ListedKey.from_listing(obj))
                 listed += 1
             if not page.get("IsTruncated"):
                 return True, last_key
@@ -201,3 +255,9 @@ class LandingDiscovery:
         oldest = hour_key(now - timedelta(days=self.retention_days))
         for key in [k for k in cursor.digests if k.split("|")[0] < oldest]:
             del cursor.digests[key]
+
+
+def _node_of(key: str) -> str:
+    """`year=/month=/day=/hour=/<node_id>/<batch>.parquet` -> node_id."""
+    parts = key.split("/")
+    return parts[4] if len(parts) > 5 else "unknown"

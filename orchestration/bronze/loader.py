@@ -33,7 +33,7 @@ from orchestration.bronze.schema import (
     SchemaMode,
     reconcile,
 )
-from orchestration.landing.objects import LandingObject, list_hour
+from orchestration.landing.objects import IncompleteUpload, LandingObject, list_hour
 from orchestration.warehouse import create_table_like, quote, table_exists
 
 LINEAGE_COLUMNS = (
@@ -163,6 +163,7 @@ def load_bronze(
     run_id: str,
     max_files: int,
     bulk_scan: bool = True,
+    incomplete_before: datetime | None = None,
 ) -> BronzeLoad:
     """Replace each target partition with every verified object of its hour; one transaction.
 
@@ -170,12 +171,19 @@ def load_bronze(
     SHA-256 as it streams. A chunk's objects of the most common schema then load by one DuckDB
     scan; the others are read and reconciled one by one. A failure anywhere, including
     failOnNewColumns, rolls the whole load back and the partitions keep their old rows.
+    Halves of uploads written before `incomplete_before` are quarantined by name (they load
+    once the upload completes and its hour is loaded again).
     """
     for ddl in bookkeeping.BOOKKEEPING_DDL:
         conn.execute(ddl)
     with ThreadPoolExecutor(8) as pool:  # a backfill lists many hour prefixes
-        hours = pool.map(lambda t: list_hour(client, t.bucket, t.hour), targets)
-        listed = [(t, obj) for t, objects in zip(targets, hours, strict=True) for obj in objects]
+        hours = list(
+            pool.map(lambda t: list_hour(client, t.bucket, t.hour, incomplete_before), targets)
+        )
+    listed = [(t, obj) for t, hour in zip(targets, hours, strict=True) for obj in hour.objects]
+    incomplete = [
+        (t, half) for t, hour in zip(targets, hours, strict=True) for half in hour.incomplete
+    ]
     if len(listed) > max_files:
         raise TooManyFilesError(
             f"{len(listed)} objects in {len(targets)} partition(s) exceed this environment's "
@@ -186,9 +194,11 @@ def load_bronze(
     conn.execute("SET preserve_insertion_order = false")
     try:
         try:
-            return _Load(conn, client, table, targets, listed, mode, run_id).run(bulk_scan)
+            load = _Load(conn, client, table, targets, listed, mode, run_id, incomplete)
+            return load.run(bulk_scan)
         except ScanError:  # rolled back: redone object by object, which names the bad object
-            return _Load(conn, client, table, targets, listed, mode, run_id).run(False)
+            load = _Load(conn, client, table, targets, listed, mode, run_id, incomplete)
+            return load.run(False)
     finally:
         conn.execute("RESET preserve_insertion_order")
 
@@ -221,14 +231,18 @@ class _Load:
         listed: list[tuple[PartitionTarget, LandingObject]],
         mode: SchemaMode,
         run_id: str,
+        incomplete: list[tuple[PartitionTarget, IncompleteUpload]],
     ) -> None:
         self.conn, self.client, self.table, self.targets, self.mode, self.run_id = (
             conn, client, table, targets, mode, run_id
         )  # fmt: skip
         self.listed = listed
-        self.target_of = {obj.uri: t for t, obj in listed}
+        self.target_of = {obj.uri: t for t, obj in [*listed, *incomplete]}
         self.ingested_at = datetime.now(UTC)
         self.result = BronzeLoad(partitions={t.partition_key: PartitionLoad() for t in targets})
+        self.result.quarantined += [
+            QuarantinedObject(half, half.reason()) for _, half in incomplete
+        ]
         self.current = _data_schema(conn, table)
         self.before = fingerprint(self.current) if self.current is not None else None
         self.manifest: list[tuple[Any, ...]] = []

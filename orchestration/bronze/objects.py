@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestration.landing.objects import LandingObject
+from orchestration.landing.objects import IncompleteUpload, LandingObject
 
 CHUNK_BYTES = 1 << 20  # an object streams to disk; memory does not grow with its size
 
@@ -28,7 +28,7 @@ class StagedObject:
 
 @dataclass(frozen=True)
 class QuarantinedObject:
-    obj: LandingObject
+    obj: LandingObject | IncompleteUpload
     reason: str
 
 

@@ -1,6 +1,6 @@
 """One S3 sensor per landing bucket family; each requests bronze partitions to (re)load."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
 
@@ -57,6 +57,7 @@ def discovery_for(scenario: str, landing: LandingZone) -> LandingDiscovery:
         lookback_hours=settings.sensor_lookback_hours,
         full_scan_interval_hours=settings.full_scan_interval_hours,
         max_keys_per_tick=settings.max_keys_per_tick,
+        incomplete_grace=timedelta(minutes=settings.incomplete_grace_minutes),
     )
 
 
@@ -93,6 +94,8 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
             )
             for change in outcome.changes
         ]
+        for held in outcome.held:
+            context.log.warning(held.describe())
         context.log.info(outcome.summary())
         if not requests:
             return dg.SensorResult(
