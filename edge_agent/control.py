@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -328,6 +328,16 @@ class ControlStore:
                 source.name, start, end, count, pipeline_type, bucket,
                 _batch_id(namespace, start, end), redo=False,
             )  # fmt: skip
+
+    def move_claim(self, claim: Claim, bucket: str) -> Claim:
+        """Point an unfinished claim of this agent at another bucket (none of its objects exist)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE upload_claims SET bucket = ? WHERE source_table = ? AND start_key = ? "
+                "AND owner = ? AND done = 0",
+                (bucket, claim.source_table, claim.start_key, self.owner),
+            )
+        return replace(claim, bucket=bucket)
 
     def complete_claim(self, claim: Claim, reports: list[tuple[str, dict[str, object]]]) -> int:
         """Mark a claim uploaded, queue its reports, and move the watermark; returns it."""

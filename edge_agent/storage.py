@@ -117,6 +117,10 @@ class ObjectStore:
             raise describe_failure(exc, bucket, self.endpoint_url) from exc
         self._checked.add(bucket)
 
+    def bucket_exists(self, bucket: str) -> bool:
+        """False only when S3 says the bucket does not exist; other failures raise."""
+        return bucket in self._checked or _bucket_exists(self.client, bucket)
+
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> StoredObject:
         digest = hashlib.sha256(body)
         try:

@@ -86,9 +86,23 @@ class Uploader:
         return build_and_upload(claim, rows, self.context)
 
     def _claim(self) -> Claim | None:
-        return self.store.claim_next(
+        claim = self.store.claim_next(
             self.source, self.config.batch_rows, self.bucket_for, self.config.lease_seconds
         )
+        if claim is None or not claim.redo:
+            return claim
+        wanted = self.bucket_for(claim.pipeline_type)
+        # A claim is redone into its own bucket, so a retry overwrites its own objects. But a
+        # bucket that does not exist holds none of them (a prefix typo, since corrected): the
+        # claim follows the configuration, and is still uploaded exactly once.
+        if wanted != claim.bucket and not self.context.store.bucket_exists(claim.bucket):
+            log.warning(
+                "rows %d..%d were claimed for bucket %s, which does not exist and holds none "
+                "of them: uploading them to %s",
+                claim.start_key + 1, claim.end_key, claim.bucket, wanted,
+            )  # fmt: skip
+            claim = self.store.move_claim(claim, wanted)
+        return claim
 
     def run_cycle(self) -> CycleSummary:
         """Upload everything after the watermark, in bounded claims, then flush reports."""

@@ -195,3 +195,20 @@ def test_configured_table_and_timestamp_column(
     assert "several tables" in _error_line(proc.stderr)
     upload(db, bucket_prefix, agent_env, "--table", "sensor_readings")
     assert len(landed_ids(s3, bucket(bucket_prefix, "raw"))[0]) == 100
+
+
+def test_a_claim_made_under_a_prefix_typo_follows_the_corrected_prefix_exactly_once(
+    s3: Any, node_db: Path, bucket_prefix: str, agent_env: dict[str, str]
+) -> None:
+    from tests.conftest import source_ids
+
+    typo = upload(node_db, bucket_prefix + "x", agent_env, "--batch-rows", "1000", check=False)
+    assert typo.returncode == 1 and "does not exist" in typo.stderr
+    fixed = upload(node_db, bucket_prefix, agent_env, "--batch-rows", "1000")
+    assert "which does not exist and holds none of them" in fixed.stderr
+    upload(node_db, bucket_prefix, agent_env, "--batch-rows", "1000")  # again: nothing twice
+    data, rejected = landed_ids(s3, bucket(bucket_prefix, "raw"))
+    assert set(data) == source_ids(node_db) and max(data.values()) == 1
+    assert not rejected
+    status = run_agent("status", "--db", str(node_db), env=agent_env).stdout
+    assert "rows not yet uploaded: 0" in status
