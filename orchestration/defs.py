@@ -11,6 +11,7 @@ from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.sensors import continuous_sensors
 from orchestration.landing.assets import landing_assets
 from orchestration.maintenance.compaction import daily_compaction_job, daily_compaction_schedule
+from orchestration.maintenance.dead_runs import dead_run_sensor
 from orchestration.reports.assets import report_assets, reports_daily_job, reports_daily_schedule
 from orchestration.resources import LandingZone
 from orchestration.schedules import (
@@ -51,7 +52,7 @@ def build_definitions() -> dg.Definitions:
             daily_compaction_schedule,
             reports_daily_schedule,
         ],
-        sensors=[*landing_sensors, *continuous_sensors()],
+        sensors=[*landing_sensors, *continuous_sensors(), dead_run_sensor],
         resources={
             "landing": LandingZone(),
             "warehouse": Warehouse(),

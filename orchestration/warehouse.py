@@ -31,6 +31,10 @@ class Warehouse(dg.ConfigurableResource):
             return Path(self.database_path)
         return dagster_home() / f"warehouse_{self.settings().name}.duckdb"
 
+    def staging_path(self) -> Path:
+        """Where loads stage objects on local disk: beside the warehouse file, owner-only."""
+        return self.path().parent / f"staging_{self.settings().name}"
+
     def table(self, layer: str, entity: str) -> str:
         """Quoted, fully qualified name for SQL."""
         s = self.settings()

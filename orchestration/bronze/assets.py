@@ -137,6 +137,7 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                     run_id=context.run.run_id,
                     max_files=settings.max_files_per_run,
                     incomplete_before=datetime.now(UTC) - timedelta(minutes=grace),
+                    staging_root=warehouse.staging_path(),
                 )
             except (NewColumnsRefusedError, TooManyFilesError) as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc

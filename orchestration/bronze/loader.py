@@ -33,6 +33,7 @@ from orchestration.bronze.schema import (
     SchemaMode,
     reconcile,
 )
+from orchestration.bronze.staging import staging_folder, sweep
 from orchestration.landing.objects import IncompleteUpload, LandingObject, list_hour
 from orchestration.warehouse import create_table_like, quote, table_exists
 
@@ -164,6 +165,7 @@ def load_bronze(
     max_files: int,
     bulk_scan: bool = True,
     incomplete_before: datetime | None = None,
+    staging_root: Path | None = None,
 ) -> BronzeLoad:
     """Replace each target partition with every verified object of its hour; one transaction.
 
@@ -176,6 +178,8 @@ def load_bronze(
     """
     for ddl in bookkeeping.BOOKKEEPING_DDL:
         conn.execute(ddl)
+    staging_root = staging_root or Path(tempfile.gettempdir()) / "edge-lakehouse-staging"
+    sweep(staging_root)  # what killed loads left behind
     with ThreadPoolExecutor(8) as pool:  # a backfill lists many hour prefixes
         hours = list(
             pool.map(lambda t: list_hour(client, t.bucket, t.hour, incomplete_before), targets)
@@ -195,10 +199,10 @@ def load_bronze(
     try:
         try:
             load = _Load(conn, client, table, targets, listed, mode, run_id, incomplete)
-            return load.run(bulk_scan)
+            return load.run(bulk_scan, staging_root)
         except ScanError:  # rolled back: redone object by object, which names the bad object
             load = _Load(conn, client, table, targets, listed, mode, run_id, incomplete)
-            return load.run(False)
+            return load.run(False, staging_root)
     finally:
         conn.execute("RESET preserve_insertion_order")
 
@@ -248,15 +252,15 @@ class _Load:
         self.manifest: list[tuple[Any, ...]] = []
         self.group = _Group()
 
-    def run(self, bulk_scan: bool) -> BronzeLoad:
+    def run(self, bulk_scan: bool, staging_root: Path) -> BronzeLoad:
         conn = self.conn
         conn.execute("BEGIN TRANSACTION")
         try:
             bookkeeping.clear_bookkeeping(conn, self.table, self.targets)
             for chunk in _chunks(self.listed, STAGING_BYTES):
-                with tempfile.TemporaryDirectory(prefix="bronze-staging-") as directory:
+                with staging_folder(staging_root) as directory:
                     objects: list[StagedObject] = []
-                    for outcome in stage_all(self.client, chunk, Path(directory)):
+                    for outcome in stage_all(self.client, chunk, directory):
                         if isinstance(outcome, QuarantinedObject):
                             self.result.quarantined.append(outcome)
                         else:
