@@ -1,7 +1,11 @@
 """Assembles the one Definitions object `definitions.py` exposes."""
 
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
 
+from orchestration.automation import lakehouse_automation_sensor
 from orchestration.bronze.assets import bronze_assets
 from orchestration.bronze.sensors import landing_sensors
 from orchestration.fleet.assets import edge_demo_job, edge_fleet
@@ -25,7 +29,8 @@ from orchestration.silver.assets import silver_sensor_readings
 from orchestration.warehouse import Warehouse
 
 
-def build_definitions() -> dg.Definitions:
+def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
+    """The project's definitions; `resources` replaces default resources by key (tests, demo)."""
     # Configuration errors fail here, when the definitions load (and `dagster definitions
     # validate` in CI), not hours later in a run.
     environment_settings()
@@ -52,11 +57,17 @@ def build_definitions() -> dg.Definitions:
             daily_compaction_schedule,
             reports_daily_schedule,
         ],
-        sensors=[*landing_sensors, *continuous_sensors(), dead_run_sensor],
+        sensors=[
+            *landing_sensors,
+            *continuous_sensors(),
+            dead_run_sensor,
+            lakehouse_automation_sensor,
+        ],
         resources={
             "landing": LandingZone(),
             "warehouse": Warehouse(),
             "lakebase": Lakebase(),
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
+            **(resources or {}),
         },
     )

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from orchestration.automation import on_upstream_change
 from orchestration.changes import record_change
 from orchestration.gold.tables import GOLD_TABLES, GoldTable
 from orchestration.landing.objects import hour_key
@@ -32,7 +33,7 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
         group_name="gold",
         kinds={"duckdb"},
         pool="warehouse",
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=on_upstream_change(),
         metadata={"partition_expr": "hour", "primary_key": ", ".join(spec.primary_key)},
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=spec.description,
@@ -83,7 +84,7 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
     group_name="gold",
     kinds={"duckdb"},
     pool="warehouse",
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=on_upstream_change(),
     metadata={"primary_key": "node_id, sensor_id"},
     check_specs=[
         dg.AssetCheckSpec(

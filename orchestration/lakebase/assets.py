@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from orchestration.automation import on_upstream_change
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.sync import (
     DuplicateKeyError,
@@ -18,7 +19,7 @@ SYNC_ERRORS = (DuplicateKeyError, SchemaChangeRefusedError, SourceMissingError)
 
 def _automation(spec: TableToSync) -> dg.AutomationCondition | None:
     if spec.scheduling_policy is SyncPolicy.TRIGGERED:  # runs when its upstream materializes
-        return dg.AutomationCondition.eager()
+        return on_upstream_change()
     return None  # SNAPSHOT: by schedule or by hand; CONTINUOUS: by its sensor
 
 

@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 
 from edge_agent.naming import SCENARIOS
+from orchestration.automation import on_upstream_change
 from orchestration.landing.objects import hour_key
 from orchestration.partitions import hourly_partitions
 from orchestration.silver.expectations import EXPECTATIONS, Expectation
@@ -181,7 +182,7 @@ def _check(e: Expectation, bad: int, rows: int) -> dg.AssetCheckResult:
     group_name="silver",
     kinds={"duckdb"},
     pool="warehouse",
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=on_upstream_change(),
     check_specs=[
         dg.AssetCheckSpec(
             e.name,
