@@ -298,3 +298,74 @@ def test_rows_lost_outside_the_change_feed_make_the_sync_compare_everything(
     assert (result.full_copy, result.deleted) == (True, 1000)
     expected, actual = both_sides(warehouse, lakebase_db, "sensor_id, hour, avg_temperature")
     assert actual == expected and len(actual) == 2000
+
+
+def test_an_idle_reader_never_stalls_other_readers_behind_a_snapshot_swap(
+    warehouse: Warehouse, lakebase_db: str
+) -> None:
+    """A reader idle in a transaction holds its lock; the swap waits a bounded time per
+    attempt, so readers queued behind it wait at most that long; then the sync fails clearly,
+    the old table stays, and the next sync (reader gone) swaps."""
+    import time
+
+    lakebase = Lakebase(dsn=lakebase_db, swap_lock_timeout_ms=300, swap_attempts=3)
+    gold(warehouse, 1000)
+    sync(warehouse, lakebase, spec(SyncPolicy.SNAPSHOT))
+    gold(warehouse, 1200)
+    as_app = psycopg.conninfo.make_conninfo(lakebase_db, user=lakebase.app_role)
+    idle = psycopg.connect(as_app)
+    idle.execute(f"SELECT count(*) FROM {SCHEMA}.{STATS}").fetchone()  # and stays in the txn
+    waits: list[float] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def other_reader() -> None:
+        with psycopg.connect(as_app, autocommit=True) as conn:
+            while not done.is_set():
+                began = time.perf_counter()
+                conn.execute(f"SELECT count(*) FROM {SCHEMA}.{STATS}").fetchone()
+                waits.append(time.perf_counter() - began)
+                time.sleep(0.01)
+
+    def snapshot() -> None:
+        try:
+            sync(warehouse, lakebase, spec(SyncPolicy.SNAPSHOT))
+        except BaseException as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=other_reader)
+    reader.start()
+    try:
+        syncer = threading.Thread(target=snapshot)
+        syncer.start()
+        syncer.join(timeout=60)
+    finally:
+        done.set()
+        reader.join()
+    assert len(errors) == 1 and isinstance(errors[0], target.LockWaitExceededError)
+    assert "3 attempts of 300 ms" in str(errors[0])
+    assert len(waits) > 10 and max(waits) < 0.3 + 0.5  # never much past one lock timeout
+    assert rows_in(lakebase_db) == [(1000,)]  # the old table stays whole
+    idle.close()
+    result = sync(warehouse, lakebase, spec(SyncPolicy.SNAPSHOT))
+    assert result.lock_attempts == 1 and rows_in(lakebase_db) == [(1200,)]
+
+
+def test_the_application_role_cannot_create_temp_tables_or_lock_synced_tables(
+    warehouse: Warehouse, lakebase_db: str
+) -> None:
+    lakebase = Lakebase(dsn=lakebase_db)
+    gold(warehouse, 10)
+    sync(warehouse, lakebase, spec(SyncPolicy.SNAPSHOT))
+    as_app = psycopg.conninfo.make_conninfo(lakebase_db, user=lakebase.app_role)
+    for statement in (
+        "CREATE TEMP TABLE scratch (i int)",
+        f"LOCK TABLE {SCHEMA}.{STATS} IN EXCLUSIVE MODE",
+        f"LOCK TABLE {SCHEMA}.{STATS} IN ACCESS EXCLUSIVE MODE",
+    ):
+        with psycopg.connect(as_app) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+    with psycopg.connect(as_app) as conn:  # what a SELECT takes is all it may take
+        conn.execute(f"LOCK TABLE {SCHEMA}.{STATS} IN ACCESS SHARE MODE")
+        timeout = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+    assert timeout == ("1min",)

@@ -14,7 +14,7 @@ from orchestration.bronze.assets import build_bronze_asset
 from orchestration.gold.assets import build_hourly_gold, fleet_health, readings_all_regions
 from orchestration.gold.tables import GOLD_TABLES
 from orchestration.maintenance.compaction import compact_table
-from orchestration.settings import environment_settings
+from orchestration.settings import ConfigurationError, environment_settings
 from orchestration.silver.assets import silver_sensor_readings
 from orchestration.warehouse import Warehouse
 from tests.conftest import bucket
@@ -147,7 +147,7 @@ def test_environment_picks_catalog_and_schema(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("LAKEHOUSE_ENV", "staging")
     assert environment_settings().schema == "staging"
     monkeypatch.setenv("LAKEHOUSE_ENV", "qa")
-    with pytest.raises(ValueError, match="LAKEHOUSE_ENV='qa' is not one of dev, staging, prod"):
+    with pytest.raises(ConfigurationError, match="LAKEHOUSE_ENV='qa' is not one of dev, staging"):
         environment_settings()
 
 

@@ -10,11 +10,16 @@ from orchestration.lakebase.sync import (
     SyncResult,
     sync_table,
 )
-from orchestration.lakebase.target import SchemaChangeRefusedError
+from orchestration.lakebase.target import LockWaitExceededError, SchemaChangeRefusedError
 from orchestration.lakebase.workload import SyncPolicy, TableToSync, load_workload
 from orchestration.warehouse import Warehouse
 
-SYNC_ERRORS = (DuplicateKeyError, SchemaChangeRefusedError, SourceMissingError)
+SYNC_ERRORS = (
+    DuplicateKeyError,
+    SchemaChangeRefusedError,
+    SourceMissingError,
+    LockWaitExceededError,
+)
 
 
 def _automation(spec: TableToSync) -> dg.AutomationCondition | None:
@@ -37,6 +42,7 @@ def _metadata(result: SyncResult, lakebase: Lakebase, schema: str) -> dict:
         "table_bytes": result.bytes,
         "columns_added": ", ".join(result.columns_added) or "none",
         "sync_id": result.sync_id,
+        "swap_lock_attempts": result.lock_attempts,
         "connect": dg.MetadataValue.md(f"`{lakebase.psql_command()}`"),
     }
 

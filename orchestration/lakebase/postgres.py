@@ -98,6 +98,10 @@ class Lakebase(dg.ConfigurableResource):
     app_role: str = "lakebase_app"  # read-only role for applications
     copy_connections: int = Field(default=2, ge=1, le=16)  # parallel COPYs of one sync
     index_memory: str = Field(default="256MB", pattern=r"^[0-9]+(kB|MB|GB)$")  # key builds
+    # A SNAPSHOT swap waits at most this long for readers' locks per attempt, so readers queued
+    # behind it never wait longer; then it retries, `swap_attempts` times in all.
+    swap_lock_timeout_ms: int = Field(default=2000, ge=10)
+    swap_attempts: int = Field(default=5, ge=1)
 
     _tokens: TokenCache | None = PrivateAttr(default=None)
     _resolved: str | None = PrivateAttr(default=None)

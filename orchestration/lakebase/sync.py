@@ -51,6 +51,7 @@ class SyncResult:
     seconds: float = 0.0
     bytes: int = 0
     columns_added: list[str] = field(default_factory=list)
+    lock_attempts: int = 1  # tries the swap needed to take its lock (bounded wait each)
 
 
 @dataclass(frozen=True)
@@ -209,10 +210,16 @@ def _copy_and_swap(
         pg.add_primary_key(conn, schema, staged, source.spec.primary_keys, lakebase.index_memory)
         conn.commit()
     with lakebase.connect() as conn:
-        pg.swap_in(conn, schema, name, staged)
-        pg.grant_read(conn, schema, name, lakebase.app_role)
-        log.write(conn, schema, result)
-        conn.commit()
+
+        def swap() -> None:
+            pg.swap_in(conn, schema, name, staged)
+            pg.grant_read(conn, schema, name, lakebase.app_role)
+            log.write(conn, schema, result)
+            conn.commit()
+
+        result.lock_attempts = pg.with_lock_timeout(
+            conn, lakebase.swap_lock_timeout_ms, lakebase.swap_attempts, f"{schema}.{name}", swap
+        )
 
 
 def _apply(
@@ -283,7 +290,16 @@ def _incremental(
     state.ensure(duck)
     with lakebase.connect() as conn:
         exists, added = _check_schema(conn, schema, source)
-        pg.add_columns(conn, schema, name, added)
+        if added:  # ALTER TABLE waits for readers' locks: bounded, like a swap
+
+            def add() -> None:
+                pg.add_columns(conn, schema, name, added)
+                conn.commit()
+
+            what = f"{schema}.{name} (adding columns)"
+            pg.with_lock_timeout(
+                conn, lakebase.swap_lock_timeout_ms, lakebase.swap_attempts, what, add
+            )
         synced = pg.last_sync_id(conn, name) if exists else None
         empty = not exists or pg.is_empty(conn, schema, name)
         conn.commit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -41,6 +43,24 @@ def ensure_bookkeeping(conn: psycopg.Connection, schema: str, app_role: str) -> 
     if role is None:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident(app_role)))
     conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident(schema), ident(app_role)))
+    restrict_app_role(conn, app_role)
+
+
+def restrict_app_role(conn: psycopg.Connection, app_role: str) -> None:
+    """Applications read; they do not stall the syncs. With SELECT only, LOCK TABLE allows just
+    ACCESS SHARE (what a SELECT takes). Temporary tables are refused (the database's default
+    TEMP grant to PUBLIC is revoked: it is the synced tables' own database), and a session idle
+    inside a transaction is ended after a minute instead of holding its locks for good."""
+    database = conn.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+    conn.execute(sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(ident(database)))
+    conn.execute(
+        sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM {}").format(ident(database), ident(app_role))
+    )
+    conn.execute(
+        sql.SQL("ALTER ROLE {} SET idle_in_transaction_session_timeout = '60s'").format(
+            ident(app_role)
+        )
+    )
 
 
 def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> list[Column] | None:
@@ -137,6 +157,34 @@ def add_primary_key(
         sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
             ident(schema, table), ident(f"{table}_pkey"), sql.SQL(", ").join(map(ident, key))
         )
+    )
+
+
+class LockWaitExceededError(Exception):
+    """Readers kept the synced table locked through every bounded attempt of the swap."""
+
+
+def with_lock_timeout(
+    conn: psycopg.Connection,
+    timeout_ms: int,
+    attempts: int,
+    what: str,
+    work: Callable[[], None],
+) -> int:
+    """Run `work` in a transaction that waits at most `timeout_ms` for a lock; retried with a
+    short backoff, at most `attempts` times. Readers queued behind the waiting lock request wait
+    no longer than the timeout. Returns the attempts used."""
+    for attempt in range(1, attempts + 1):
+        try:
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(timeout_ms)}ms"])
+            work()
+            return attempt
+        except psycopg.errors.LockNotAvailable:
+            conn.rollback()
+            time.sleep(min(2.0, 0.1 * 2**attempt))
+    raise LockWaitExceededError(
+        f"{what}: a reader held the table through {attempts} attempts of {timeout_ms} ms "
+        "(a session idle in a transaction?); the old table stays, the next sync tries again"
     )
 
 
