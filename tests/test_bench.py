@@ -34,3 +34,13 @@ def test_lakebase_benchmark_tiny(tmp_path: Path) -> None:
     assert 0 < results["triggered_scattered_upserted"] < results["rows"] * 0.05  # changed only
     assert results["triggered_feed_upserted"] == results["triggered_feed_compared"] > 0
     assert results["triggered_feed_compared"] < results["rows"]  # only the rewritten hours
+
+
+def test_dashboards_benchmark_tiny(tmp_path: Path) -> None:
+    from bench import dashboards
+
+    results = dashboards.main(["--tiny", "--workdir", str(tmp_path)])
+    for variant in ("no_indexes", "indexes"):
+        run = results[variant][0]
+        assert run["qps"] > 0 and 0 < run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"], variant
+        assert set(run["per_query_p95_ms"]) >= {"hottest_sensors_24h", "anomalies_by_region_day"}

@@ -369,3 +369,36 @@ def test_the_application_role_cannot_create_temp_tables_or_lock_synced_tables(
         conn.execute(f"LOCK TABLE {SCHEMA}.{STATS} IN ACCESS SHARE MODE")
         timeout = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
     assert timeout == ("1min",)
+
+
+def test_declared_indexes_are_built_before_the_swap_and_on_existing_tables(
+    warehouse: Warehouse, lakebase_db: str
+) -> None:
+    from orchestration.lakebase.workload import TableIndex
+
+    lakebase = Lakebase(dsn=lakebase_db)
+    gold(warehouse, 3000)
+    hour_index = TableIndex(columns=["hour DESC"], include=["avg_temperature"])
+    indexed = spec(SyncPolicy.SNAPSHOT).model_copy(update={"indexes": [hour_index]})
+    query = (
+        "SELECT indexname, indexdef FROM pg_indexes "
+        f"WHERE tablename = '{STATS}' AND indexname <> '{STATS}_pkey'"
+    )
+    for _ in range(2):  # created, then rebuilt on the staged table and renamed at the swap
+        sync(warehouse, lakebase, indexed)
+        ((name, definition),) = rows_in(lakebase_db, query)
+        assert name == hour_index.name_for(STATS)
+        assert "(hour DESC) INCLUDE (avg_temperature)" in definition
+    # An index declared later is built by the next incremental sync of the existing table.
+    by_sensor = TableIndex(columns=["avg_temperature"])
+    triggered = spec(SyncPolicy.TRIGGERED).model_copy(update={"indexes": [hour_index, by_sensor]})
+    sync(warehouse, lakebase, triggered)
+    assert {n for n, _ in rows_in(lakebase_db, query)} == {
+        hour_index.name_for(STATS), by_sensor.name_for(STATS)
+    }
+    with psycopg.connect(lakebase_db) as conn:  # the planner uses it for the dashboards' filter
+        plan = conn.execute(
+            f"EXPLAIN SELECT hour, avg_temperature FROM {SCHEMA}.{STATS} "
+            "WHERE hour >= '2026-11-01 02:00+00' ORDER BY hour DESC"
+        ).fetchall()
+    assert "Index Only Scan" in " ".join(r[0] for r in plan)

@@ -206,13 +206,18 @@ def _copy_and_swap(
         conn.commit()
     result.source_rows = result.upserted = _ingest(lakebase, duck, source.select, schema, staged)
     result.target_rows, result.full_copy = result.source_rows, True
-    with lakebase.connect() as conn:  # the key is built before the swap, off the readers' path
+    with lakebase.connect() as conn:  # key and indexes are built before the swap, off the
+        # readers' path
         pg.add_primary_key(conn, schema, staged, source.spec.primary_keys, lakebase.index_memory)
+        pg.create_indexes(
+            conn, schema, staged, source.spec.indexes, lakebase.index_memory, named_for=name
+        )
         conn.commit()
+        pg.vacuum_analyze(conn, schema, staged)
     with lakebase.connect() as conn:
 
         def swap() -> None:
-            pg.swap_in(conn, schema, name, staged)
+            pg.swap_in(conn, schema, name, staged, source.spec.indexes)
             pg.grant_read(conn, schema, name, lakebase.app_role)
             log.write(conn, schema, result)
             conn.commit()
@@ -300,6 +305,8 @@ def _incremental(
             pg.with_lock_timeout(
                 conn, lakebase.swap_lock_timeout_ms, lakebase.swap_attempts, what, add
             )
+        if exists:  # indexes declared since the table was created (readers are not blocked)
+            pg.create_indexes(conn, schema, name, spec.indexes, lakebase.index_memory)
         synced = pg.last_sync_id(conn, name) if exists else None
         empty = not exists or pg.is_empty(conn, schema, name)
         conn.commit()

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from orchestration.lakebase.workload import TableIndex
+
 BOOKKEEPING_SCHEMA = "_lakebase"
 SYNC_LOG_DDL = """
     CREATE TABLE IF NOT EXISTS _lakebase.syncs (
@@ -188,9 +190,62 @@ def with_lock_timeout(
     )
 
 
-def swap_in(conn: psycopg.Connection, schema: str, table: str, staged: str) -> None:
-    """Replace `table` by the keyed `staged` in the caller's transaction: a reader sees one or
-    the other, and waits only for the drop and the renames."""
+def create_indexes(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    indexes: list[TableIndex],
+    index_memory: str,
+    named_for: str | None = None,
+) -> list[str]:
+    """The workload's indexes on `table` (built if missing), named as for `named_for` (the
+    table a staging table becomes); returns the names built."""
+    conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", [index_memory])
+    built = []
+    for index in indexes:
+        name = index.name_for(named_for or table)
+        if named_for:
+            name = f"{name}_new"
+        include = (
+            sql.SQL(" INCLUDE ({})").format(sql.SQL(", ").join(map(ident, index.include)))
+            if index.include
+            else sql.SQL("")
+        )
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}){}").format(
+                ident(name),
+                ident(schema, table),
+                sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(ident(column), sql.SQL(order))  # order: validated
+                    for column, order in index.ordered_columns()
+                ),
+                include,
+            )
+        )
+        built.append(name)
+    return built
+
+
+def vacuum_analyze(conn: psycopg.Connection, schema: str, table: str) -> None:
+    """Statistics for the planner, and the visibility map and hint bits set once, before the
+    table is swapped in: index-only scans work at once, and readers never rewrite pages."""
+    autocommit = conn.autocommit
+    conn.autocommit = True  # VACUUM cannot run inside a transaction
+    try:
+        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(ident(schema, table)))
+    finally:
+        conn.autocommit = autocommit
+
+
+def swap_in(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    staged: str,
+    indexes: list[TableIndex] = (),  # type: ignore[assignment]
+) -> None:
+    """Replace `table` by the keyed, indexed `staged` in the caller's transaction: a reader sees
+    one or the other, and waits only for the drop and the renames."""
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, table)))
     conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident(schema, staged), ident(table)))
     conn.execute(
@@ -198,6 +253,11 @@ def swap_in(conn: psycopg.Connection, schema: str, table: str, staged: str) -> N
             ident(schema, table), ident(f"{staged}_pkey"), ident(f"{table}_pkey")
         )
     )
+    for index in indexes:
+        name = index.name_for(table)
+        conn.execute(
+            sql.SQL("ALTER INDEX {} RENAME TO {}").format(ident(schema, f"{name}_new"), ident(name))
+        )
 
 
 def upsert(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +22,9 @@ from orchestration.settings import ConfigurationError, validation_message
 
 DEFAULT_WORKLOAD = Path(__file__).with_name("workload.yaml")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")  # room for suffixes in 63
+_ORDERED_COLUMN = re.compile(
+    r"^[a-z_][a-z0-9_]{0,39}( (asc|desc))?( nulls (first|last))?$", re.IGNORECASE
+)
 _LAYERS = ("bronze", "silver", "gold")
 
 
@@ -49,6 +53,43 @@ class DatabaseStorage(_Strict):
     restore_windows_days: int = Field(0, ge=0)
 
 
+class TableIndex(_Strict):
+    """A Postgres index the sync builds on a synced table, for the applications' filters.
+
+    `include` columns are stored in the index too, so a query that needs only them is answered
+    from the index alone (an index-only scan)."""
+
+    columns: list[str] = Field(min_length=1)  # `name`, optionally `DESC` / `NULLS FIRST`
+    include: list[str] = Field(default_factory=list)
+
+    @field_validator("columns")
+    @classmethod
+    def _ordered_columns(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _ORDERED_COLUMN.match(value):
+                raise ValueError(
+                    f"{value!r} is not a column with an optional ASC/DESC and NULLS FIRST/LAST"
+                )
+        return values
+
+    @field_validator("include")
+    @classmethod
+    def _identifiers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _IDENTIFIER.match(value):
+                raise ValueError(f"{value!r} is not a lower-case SQL identifier")
+        return values
+
+    def ordered_columns(self) -> list[tuple[str, str]]:
+        """(column, its order: '', 'DESC', 'NULLS FIRST', ...) for each indexed column."""
+        return [(value.split()[0], " ".join(value.split()[1:]).upper()) for value in self.columns]
+
+    def name_for(self, table: str) -> str:
+        """A stable name, unique per table and definition, within Postgres' 63 characters."""
+        signature = ",".join(self.columns) + "|" + ",".join(self.include)
+        return f"{table}_{hashlib.sha256(signature.encode()).hexdigest()[:8]}_idx"
+
+
 class TableToSync(_Strict):
     """A lakehouse table kept in Postgres: `name` is `{layer}_{entity}` in the environment's
     catalog and schema (e.g. gold_sensor_hourly_stats); it is also the Postgres table name."""
@@ -57,6 +98,7 @@ class TableToSync(_Strict):
     primary_keys: list[str] = Field(min_length=1)
     scheduling_policy: SyncPolicy = SyncPolicy.TRIGGERED
     timeseries_key: str | None = None
+    indexes: list[TableIndex] = Field(default_factory=list)  # for the dashboards' filters
 
     @field_validator("name", "timeseries_key")
     @classmethod
