@@ -7,9 +7,16 @@ test process, on a real instance, so every request, run and cursor is real and i
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -38,6 +45,12 @@ class DaemonLoop:
         name = ",".join(k.to_user_string() for k in keys)
         self.runs.append((name, partition_key, result.success))
         return result.success
+
+    def tick_dead_run_sensor(self) -> str:
+        """The daemon ticks `dead_run_sensor` too: runs whose worker died release their slots."""
+        sensor = self.defs.resolve_sensor_def("dead_run_sensor")
+        result = sensor(dg.build_sensor_context(instance=self.instance))
+        return str(getattr(result, "skip_message", result))
 
     def tick_landing_sensors(self) -> int:
         """One tick of every landing sensor; each request runs at once. Returns runs started."""
@@ -97,6 +110,7 @@ class DaemonLoop:
             self.evaluate_automation()
         quiet = 0
         for round_number in range(1, max_rounds + 1):
+            self.tick_dead_run_sensor()
             started = self.tick_landing_sensors() + self.evaluate_automation()
             quiet = quiet + 1 if started == 0 else 0
             if quiet >= 2:
@@ -112,3 +126,30 @@ class DaemonLoop:
             limit=1000,
         ).records
         return len(records)
+
+
+@contextmanager
+def dagster_webserver(home: Path, root: Path) -> Iterator[str]:
+    """A real dagster-webserver on loopback for the instance in `home` (agents report to it);
+    its whole process group is stopped afterwards."""
+    from orchestration.demo.local_s3 import free_port, wait_for_port
+
+    port = free_port()
+    webserver = Path(sys.executable).with_name("dagster-webserver")
+    proc = subprocess.Popen(
+        [str(webserver), "-f", "definitions.py", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=root, env={**os.environ, "DAGSTER_HOME": str(home)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, timeout=120)
+        url = f"http://127.0.0.1:{port}"
+        urllib.request.urlopen(f"{url}/server_info", timeout=30).read()  # noqa: S310
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

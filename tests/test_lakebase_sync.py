@@ -394,7 +394,8 @@ def test_declared_indexes_are_built_before_the_swap_and_on_existing_tables(
     triggered = spec(SyncPolicy.TRIGGERED).model_copy(update={"indexes": [hour_index, by_sensor]})
     sync(warehouse, lakebase, triggered)
     assert {n for n, _ in rows_in(lakebase_db, query)} == {
-        hour_index.name_for(STATS), by_sensor.name_for(STATS)
+        hour_index.name_for(STATS),
+        by_sensor.name_for(STATS),
     }
     with psycopg.connect(lakebase_db) as conn:  # the planner uses it for the dashboards' filter
         plan = conn.execute(
