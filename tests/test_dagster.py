@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,9 +16,9 @@ import dagster as dg
 import psycopg
 import pytest
 
-from orchestration.demo.local_s3 import free_port, wait_for_port
 from orchestration.lakebase.postgres import with_database
 from tests.conftest import bucket, list_keys, run_agent, upload
+from tests.daemon import dagster_webserver as webserver_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,25 +83,8 @@ def dagster_webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     """A real dagster-webserver on loopback with its own instance; the whole group is stopped."""
     home = tmp_path_factory.mktemp("dagster_home")
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    port = free_port()
-    webserver = Path(sys.executable).with_name("dagster-webserver")
-    proc = subprocess.Popen(
-        [str(webserver), "-f", "definitions.py", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(home)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, timeout=120)
-        url = f"http://127.0.0.1:{port}"
-        urllib.request.urlopen(f"{url}/server_info", timeout=30).read()  # noqa: S310
+    with webserver_for(home, ROOT) as url:
         yield url, home
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def _sidecars(s3: Any, name: str) -> list[dict[str, Any]]:
