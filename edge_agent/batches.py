@@ -15,14 +15,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from edge_agent import __version__
-from edge_agent.control import Claim
-from edge_agent.naming import (
+from edge_agent.contract import (
     dagster_partition_key,
     data_object_key,
+    landing_asset_key,
     rejected_object_key,
+    schema_fingerprint,
     sidecar_key,
 )
-from edge_agent.reporting import landing_asset_key, report_body
+from edge_agent.control import Claim
+from edge_agent.reporting import report_body
 from edge_agent.scenarios import ScenarioSettings, shape, split_by_hour
 from edge_agent.source import ClaimRows, SourceTable, parse_event_times
 from edge_agent.storage import ObjectStore, StoredObject
@@ -58,11 +60,6 @@ def encode_parquet(table: pa.Table, timestamp_column: str, key_column: str = "id
         write_statistics=list(dict.fromkeys(statistics)),
     )
     return sink.getvalue().to_pybytes()
-
-
-def schema_fingerprint(schema: pa.Schema) -> str:
-    text = ";".join(f"{f.name}:{f.type}" for f in schema)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _iso(value: Any) -> str | None:

@@ -17,10 +17,10 @@ from typing import Any
 from edge_agent import __version__
 from edge_agent.batches import BatchContext
 from edge_agent.config import AgentConfig, load_config
+from edge_agent.contract import SCENARIOS, landing_bucket_for, validate_region, validate_scenario
 from edge_agent.control import ControlStore
 from edge_agent.database import NodeDatabase
 from edge_agent.errors import EXIT_FAILURE, EXIT_USAGE, AgentError, ConfigError
-from edge_agent.naming import SCENARIOS, landing_bucket_for, validate_region, validate_scenario
 from edge_agent.region import detect_region
 from edge_agent.reporting import HttpReporter, PipesReporter, Reporter
 from edge_agent.secrets import RedactingFilter, redact

@@ -11,9 +11,14 @@ from typing import Any
 
 import yaml
 
+from edge_agent.contract import (
+    EmergencyThresholds,
+    validate_bucket_prefix,
+    validate_node_id,
+    validate_region,
+)
 from edge_agent.errors import ConfigError
-from edge_agent.naming import validate_bucket_prefix, validate_node_id, validate_region
-from edge_agent.scenarios import EmergencyThresholds, FilteredRules, ScenarioSettings
+from edge_agent.scenarios import FilteredRules, ScenarioSettings
 from edge_agent.secrets import Secret
 
 

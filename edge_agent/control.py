@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge_agent.contract import SCENARIOS, validate_scenario
 from edge_agent.database import NodeDatabase
-from edge_agent.naming import SCENARIOS, validate_scenario
 from edge_agent.source import SourceTable, quote_ident
 
 DEFAULT_PIPELINE = "raw"

@@ -6,7 +6,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 
-from edge_agent.naming import validate_region
+from edge_agent.contract import validate_region
 
 
 def instance_metadata_region(endpoint: str, timeout: float) -> str | None:

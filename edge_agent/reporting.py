@@ -15,12 +15,11 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
+from edge_agent.contract import PIPES_MESSAGE_KIND
 from edge_agent.control import ControlStore
 from edge_agent.storage import StoredObject
 
 log = logging.getLogger("edge_agent")
-
-PIPES_MESSAGE_KIND = "landing_materialization"
 
 
 class ReportError(Exception):
@@ -29,10 +28,6 @@ class ReportError(Exception):
 
 class Reporter(Protocol):
     def deliver(self, asset_key: str, body: dict[str, Any]) -> None: ...
-
-
-def landing_asset_key(scenario: str) -> str:
-    return f"landing/{scenario}"
 
 
 def report_body(

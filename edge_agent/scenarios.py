@@ -8,35 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from edge_agent.contract import (
+    ANOMALY_TYPES,
+    PHYSICAL_RANGES,
+    SENSOR_ID_PATTERN,
+    EmergencyThresholds,
+)
 from edge_agent.source import EVENT_TIME_TYPE
 
-SENSOR_ID_PATTERN = r"^[A-Z]{3}_[0-9]{6}$"
-ANOMALY_TYPES = ("spike", "trend", "pattern", "missing_data", "noise")
-# Physical ranges a reading must fall in (inclusive); None means unbounded.
-PHYSICAL_RANGES: dict[str, tuple[float | None, float | None]] = {
-    "temperature": (-50.0, 150.0),
-    "humidity": (0.0, 100.0),
-    "pressure": (0.0, 20.0),
-    "voltage": (0.0, 24.0),
-    "vibration": (0.0, None),
-    "latitude": (-90.0, 90.0),
-    "longitude": (-180.0, 180.0),
-}
 DATE_COLUMNS = ("manufacture_date", "installation_date")
-
-
-@dataclass(frozen=True)
-class EmergencyThresholds:
-    """A reading needs attention outside these bounds (or when it is flagged an anomaly)."""
-
-    temperature_high: float = 75.0
-    temperature_low: float = 52.0
-    pressure_high: float = 14.5
-    pressure_low: float = 10.5
-    voltage_high: float = 12.4
-    voltage_low: float = 11.6
-    humidity_high: float = 95.0
-    humidity_low: float = 1.0
 
 
 @dataclass(frozen=True)

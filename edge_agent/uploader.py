@@ -11,9 +11,9 @@ from pathlib import Path
 
 from edge_agent.batches import BatchContext, BatchResult, build_and_upload
 from edge_agent.config import AgentConfig
+from edge_agent.contract import landing_bucket_for
 from edge_agent.control import Claim, ControlStore
 from edge_agent.errors import AgentError
-from edge_agent.naming import landing_bucket_for
 from edge_agent.reporting import Reporter, flush_outbox
 from edge_agent.source import SourceReader, SourceTable
 

@@ -10,7 +10,7 @@ import dagster as dg
 from botocore.config import Config
 from pydantic import Field
 
-from edge_agent.naming import SCENARIOS, landing_bucket_for
+from edge_agent.contract import SCENARIOS, landing_bucket_for
 
 
 class LandingZone(dg.ConfigurableResource):

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from edge_agent.naming import SCENARIOS
+from edge_agent.contract import SCENARIOS
 from orchestration.partitions import REGIONS
 
 _HOURLY = dg.AssetSelection.groups("silver", "gold") - dg.AssetSelection.assets(

@@ -10,10 +10,22 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from edge_agent.source import quote_ident as quote
-from edge_agent.source import quote_literal
 from orchestration.home import dagster_home, make_private, private_directory
 from orchestration.settings import EnvironmentSettings, environment_settings
+
+
+def quote(name: str) -> str:
+    """A DuckDB identifier, quoted: names from data never reach SQL unquoted."""
+    if "\x00" in name:
+        raise ValueError(f"identifier {name!r} contains a NUL byte")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """A SQL string literal: single quotes doubled, so data can never end the string early."""
+    if "\x00" in text:
+        raise ValueError(f"text {text!r} contains a NUL byte")
+    return "'" + text.replace("'", "''") + "'"
 
 
 class Warehouse(dg.ConfigurableResource):

@@ -16,7 +16,7 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from edge_agent.naming import SCENARIOS, landing_bucket_for
+from edge_agent.contract import SCENARIOS, landing_bucket_for
 from edge_agent.simulate import SimulationSpec, simulate
 from edge_agent.storage import BucketPolicy, ensure_buckets
 from orchestration.demo.local_s3 import local_s3_server

@@ -21,7 +21,7 @@ from typing import Any
 
 import dagster as dg
 
-from edge_agent.naming import SCENARIOS
+from edge_agent.contract import SCENARIOS
 
 
 @dataclass

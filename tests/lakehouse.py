@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from edge_agent.batches import encode_parquet
-from edge_agent.naming import data_object_key, sidecar_key
+from edge_agent.contract import data_object_key, sidecar_key
 from orchestration.landing.objects import hour_key as hour_key  # the tests' partition keys
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from edge_agent.scenarios import EmergencyThresholds
+from edge_agent.contract import SIDECAR_FIELDS, EmergencyThresholds, schema_fingerprint
 from edge_agent.simulate import SimulationSpec, simulate
 from tests.conftest import (
     OTHER_REGION,
@@ -55,6 +55,8 @@ def test_raw_upload_lands_every_row_once_in_event_hour_partitions(
         body = s3.get_object(Bucket=raw, Key=key)["Body"].read()
         assert sidecar["content_sha256"] == hashlib.sha256(body).hexdigest()
         assert sidecar["row_count"] == table.num_rows
+        assert set(sidecar) == set(SIDECAR_FIELDS)  # the landing contract, field for field
+        assert sidecar["schema_fingerprint"] == schema_fingerprint(table.schema)
         assert sidecar["scenario"] == "raw" and sidecar["node_id"] == "n1"
         assert sidecar["region"] == "us-east-1" and sidecar["agent_version"]
         year, month, day, hour = map(int, KEY.match(key).groups())  # type: ignore[union-attr]

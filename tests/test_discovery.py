@@ -232,7 +232,7 @@ def test_a_held_hour_older_than_the_lookback_is_still_requested(
 
 
 def _put_half(s3: Any, name: str, hour: Any, which: str, node: str) -> str:
-    from edge_agent.naming import data_object_key, sidecar_key
+    from edge_agent.contract import data_object_key, sidecar_key
 
     key = data_object_key(hour, node, "b0000001-000000000001-000000000010")
     if which == "sidecar":

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge_agent.naming import SCENARIOS
+from edge_agent.contract import SCENARIOS
 from tests.conftest import run_agent
 
 

@@ -6,16 +6,16 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from edge_agent.naming import SCENARIOS
+from edge_agent.contract import SCENARIOS
 from orchestration.bronze.bookkeeping import schema_history
 from orchestration.bronze.loader import (
     BronzeLoad,
     NewColumnsRefusedError,
-    PartitionTarget,
     TooManyFilesError,
     load_bronze,
 )
 from orchestration.bronze.schema import SchemaMode
+from orchestration.bronze.targets import PartitionTarget
 from orchestration.landing.objects import partition_hour
 from orchestration.partitions import hourly_partitions, regional_partitions
 from orchestration.resources import LandingZone

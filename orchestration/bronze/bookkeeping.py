@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from edge_agent.batches import schema_fingerprint as fingerprint
+from edge_agent.contract import schema_fingerprint as fingerprint
+from orchestration.bronze.targets import PartitionTarget
 from orchestration.warehouse import quote, table_exists
-
-if TYPE_CHECKING:
-    from orchestration.bronze.loader import PartitionTarget
 
 BOOKKEEPING_DDL = (
     """CREATE TABLE IF NOT EXISTS _bronze_loads (

@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from edge_agent.batches import schema_fingerprint as fingerprint
+from edge_agent.contract import schema_fingerprint as fingerprint
 from orchestration.bronze import bookkeeping
 from orchestration.bronze.objects import (
     QuarantinedObject,
@@ -34,6 +34,7 @@ from orchestration.bronze.schema import (
     reconcile,
 )
 from orchestration.bronze.staging import staging_folder, sweep
+from orchestration.bronze.targets import PartitionTarget
 from orchestration.landing.objects import IncompleteUpload, LandingObject, list_hour
 from orchestration.warehouse import create_table_like, quote, table_exists
 
@@ -50,14 +51,6 @@ LINEAGE_TYPES = {
     "_partition_hour": pa.timestamp("us", "UTC"),
     "_ingested_at": pa.timestamp("us", "UTC"),
 }
-
-
-@dataclass(frozen=True)
-class PartitionTarget:
-    partition_key: str
-    hour: datetime
-    bucket: str
-    region: str | None = None  # regional bronze is also split by region
 
 
 @dataclass

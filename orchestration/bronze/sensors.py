@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
-from edge_agent.naming import SCENARIOS
+from edge_agent.contract import SCENARIOS
 from orchestration.bronze.discovery import LandingCursor, LandingDiscovery
 from orchestration.landing.objects import hour_key, partition_hour
 from orchestration.resources import LandingZone

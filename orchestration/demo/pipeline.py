@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from edge_agent.naming import SCENARIOS
+from edge_agent.contract import SCENARIOS
 from orchestration.gold.tables import GOLD_TABLES
 from orchestration.lakebase.sensors import CONTINUOUS_INTERVAL_SECONDS
 from orchestration.lakebase.workload import SyncPolicy, load_workload

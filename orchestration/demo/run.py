@@ -21,7 +21,7 @@ from typing import Any
 
 import dagster as dg
 
-from edge_agent.naming import SCENARIOS
+from edge_agent.contract import SCENARIOS
 from edge_agent.storage import BucketPolicy, ensure_buckets
 from orchestration.defs import build_definitions
 from orchestration.demo.local_s3 import DEMO_CREDENTIALS, local_s3_server

@@ -6,9 +6,9 @@ from typing import Any
 
 import dagster as dg
 
+from edge_agent.contract import PIPES_MESSAGE_KIND
 from edge_agent.control import ControlStore
 from edge_agent.database import NodeDatabase
-from edge_agent.reporting import PIPES_MESSAGE_KIND
 from edge_agent.simulate import SimulationSpec, simulate
 from orchestration.fleet.config import EdgeNodeSpec, FleetConfig
 from orchestration.home import private_directory

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_agent.scenarios import EmergencyThresholds
+from edge_agent.contract import EmergencyThresholds
 
 METRICS = ("temperature", "humidity", "pressure", "voltage", "vibration")
 WINDOW = "_partition_hour >= $start AND _partition_hour < $end"

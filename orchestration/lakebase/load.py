@@ -23,7 +23,7 @@ import yaml
 from psycopg import sql
 
 from orchestration.lakebase.convert import convert_folder
-from orchestration.reports.output import markdown_table
+from orchestration.output import markdown_table
 
 MIX = Path(__file__).with_name("queries") / "load_mix.yaml"
 

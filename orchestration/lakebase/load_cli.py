@@ -7,7 +7,7 @@ from pathlib import Path
 
 from orchestration.lakebase.load import MIX, LoadMixError, dashboard_load
 from orchestration.lakebase.postgres import Lakebase
-from orchestration.reports.output import write_json
+from orchestration.output import write_json
 from orchestration.settings import ConfigurationError, environment_settings
 
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from edge_agent.naming import SCENARIOS
+from edge_agent.contract import SCENARIOS
 from orchestration.partitions import hourly_partitions
 
 _DESCRIPTIONS = {

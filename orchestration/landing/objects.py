@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from edge_agent.naming import dagster_partition_key, hour_partition_path
+from edge_agent.contract import dagster_partition_key, hour_partition_path
 
 _HOUR = re.compile(r"^year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})/")
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
-from edge_agent.naming import SCENARIOS
+from edge_agent.contract import SCENARIOS
 from orchestration.warehouse import Warehouse, quote, table_exists
 
 ROW_GROUP_SIZE = 122_880  # DuckDB's row group size

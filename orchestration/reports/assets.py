@@ -13,7 +13,7 @@ from orchestration.lakebase.bundle import bundle_resources, bundle_yaml
 from orchestration.lakebase.convert import convert_folder, prove, write_converted
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.workload import load_workload, synced_asset_keys
-from orchestration.reports.output import bar_chart, markdown_table, reports_directory, write_json
+from orchestration.output import bar_chart, markdown_table, reports_directory, write_json
 from orchestration.reports.query_load import query_load
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse, table_exists

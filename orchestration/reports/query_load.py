@@ -6,7 +6,7 @@ from pydantic import Field
 from orchestration.lakebase.load import dashboard_load
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.workload import synced_asset_keys
-from orchestration.reports.output import bar_chart, write_json
+from orchestration.output import bar_chart, write_json
 from orchestration.warehouse import Warehouse
 
 SYNCED = synced_asset_keys()

@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from edge_agent.naming import SCENARIOS
+from edge_agent.contract import SCENARIOS
 from orchestration.automation import on_upstream_change
 from orchestration.landing.objects import hour_key
 from orchestration.partitions import hourly_partitions

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from edge_agent.scenarios import ANOMALY_TYPES, PHYSICAL_RANGES, SENSOR_ID_PATTERN
+from edge_agent.contract import ANOMALY_TYPES, PHYSICAL_RANGES, SENSOR_ID_PATTERN
 
 Action = Literal["expect", "expect_or_drop", "expect_or_fail"]
 

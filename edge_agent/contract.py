@@ -1,13 +1,73 @@
-"""Bucket names and object keys; every piece that comes from users is validated first."""
+"""The landing contract: what edge agents write and the lakehouse reads, in one module.
+
+Scenarios, bucket and key naming, the sidecar's fields and schema fingerprint, the physical
+ranges and anomaly types a valid reading keeps to, the emergency thresholds, and the kind of the
+Pipes message that reports an upload. The agent and the lakehouse both import this module; the
+lakehouse imports nothing else of the agent. Every piece that comes from users is validated.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime
+
+import pyarrow as pa
 
 from edge_agent.errors import ConfigError
 
 SCENARIOS = ("raw", "schematized", "filtered", "emergency", "regional")
+# The Pipes custom message an agent launched by Dagster sends for each upload.
+PIPES_MESSAGE_KIND = "landing_materialization"
+
+# What a valid reading keeps to (inclusive; None means unbounded).
+SENSOR_ID_PATTERN = r"^[A-Z]{3}_[0-9]{6}$"
+ANOMALY_TYPES = ("spike", "trend", "pattern", "missing_data", "noise")
+PHYSICAL_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "temperature": (-50.0, 150.0),
+    "humidity": (0.0, 100.0),
+    "pressure": (0.0, 20.0),
+    "voltage": (0.0, 24.0),
+    "vibration": (0.0, None),
+    "latitude": (-90.0, 90.0),
+    "longitude": (-180.0, 180.0),
+}
+
+# The sidecar JSON written beside each data object (after it: a sidecar means its object is
+# complete). Readers may rely on these fields.
+SIDECAR_FIELDS = (
+    "format", "format_version", "agent_version", "node_id", "region", "scenario",
+    "source_table", "batch_id", "watermark", "rules", "object_key", "metadata_key", "partition",
+    "row_count", "first_timestamp", "last_timestamp", "schema_fingerprint", "schema",
+    "content_sha256", "content_md5", "content_bytes",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EmergencyThresholds:
+    """A reading needs attention outside these bounds (or when it is flagged an anomaly)."""
+
+    temperature_high: float = 75.0
+    temperature_low: float = 52.0
+    pressure_high: float = 14.5
+    pressure_low: float = 10.5
+    voltage_high: float = 12.4
+    voltage_low: float = 11.6
+    humidity_high: float = 95.0
+    humidity_low: float = 1.0
+
+
+def schema_fingerprint(schema: pa.Schema) -> str:
+    """Names and types of a data object's columns, hashed: equal schemas, equal fingerprints."""
+    text = ";".join(f"{f.name}:{f.type}" for f in schema)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def landing_asset_key(scenario: str) -> str:
+    """The Dagster asset an upload of `scenario` is reported as."""
+    return f"landing/{validate_scenario(scenario)}"
+
 
 _NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _BUCKET_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,29}$")

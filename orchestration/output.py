@@ -1,4 +1,5 @@
-"""Where reports are written for machines, and how they are drawn for people."""
+"""Results written for machines (JSON under DAGSTER_HOME/reports) and drawn for people
+(Markdown tables and charts); shared by serving and reporting, owned by neither."""
 
 from __future__ import annotations
 
