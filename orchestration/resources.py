@@ -8,18 +8,26 @@ from typing import Any
 import boto3
 import dagster as dg
 from botocore.config import Config
-from pydantic import Field
 
 from edge_agent.contract import SCENARIOS, landing_bucket_for
+from orchestration.settings import environment_settings
 
 
 class LandingZone(dg.ConfigurableResource):
     """The S3 landing buckets edge agents write to: `{prefix}-databricks-{scenario}-{region}`."""
 
     bucket_prefix: str = "edge"
-    lakehouse_region: str = "us-east-1"
-    regional_regions: list[str] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"])
     endpoint_url: str | None = None  # S3-compatible endpoint; AWS_ENDPOINT_URL when unset
+
+    @property
+    def lakehouse_region(self) -> str:
+        """Region of the scenario buckets (the environment's, environments.yaml)."""
+        return environment_settings().lakehouse_region
+
+    @property
+    def regional_regions(self) -> tuple[str, ...]:
+        """Regions with a regional bucket (the environment's, environments.yaml)."""
+        return environment_settings().regional_regions
 
     def resolved_endpoint(self) -> str | None:
         return (

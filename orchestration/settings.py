@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENVIRONMENT_VARIABLE = "LAKEHOUSE_ENV"
 ENVIRONMENTS_FILE = Path(__file__).with_name("environments.yaml")
@@ -26,17 +27,21 @@ class ConfigurationError(dg.Failure):
         return self.message
 
 
-def validation_message(source: Path | str, exc: ValidationError) -> str:
+def validation_message(source: Path | str, exc: ValidationError, within: str = "") -> str:
     """A pydantic error as one line: the file, then each field's path and what is wrong."""
     errors = exc.errors()
 
     def one(error: Any) -> str:
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        where = ".".join([within, *map(str, error["loc"])] if within else map(str, error["loc"]))
+        where = where or "(top level)"
         got = "" if error["type"] == "missing" else f", got {error['input']!r}"
         return f"{where}: {error['msg']}{got}"
 
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return f"{source}: " + "; ".join(one(e) for e in errors[:3]) + more
+
+
+_REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
 
 
 class EnvironmentSettings(BaseModel):
@@ -45,6 +50,8 @@ class EnvironmentSettings(BaseModel):
     name: str
     catalog: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
     schema_: str = Field(alias="schema", pattern=r"^[a-z_][a-z0-9_]*$")
+    lakehouse_region: str = Field(default="us-east-1", pattern=_REGION)
+    regional_regions: tuple[str, ...] = Field(default=("us-east-1", "eu-west-1"), min_length=1)
     max_files_per_run: int = Field(gt=0)
     target_file_size_mb: int = Field(gt=0)
     sensor_lookback_hours: int = Field(ge=0)
@@ -52,6 +59,16 @@ class EnvironmentSettings(BaseModel):
     max_keys_per_tick: int = Field(gt=0)
     silent_after_hours: int = Field(gt=0)
     incomplete_grace_minutes: float = Field(default=30, ge=0)
+
+    @field_validator("regional_regions")
+    @classmethod
+    def _regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
+        for region in regions:
+            if not re.match(_REGION, region):
+                raise ValueError(f"{region!r} does not look like an AWS region (e.g. us-west-2)")
+        if len(set(regions)) != len(regions):
+            raise ValueError("regions repeat")
+        return regions
 
     @property
     def schema(self) -> str:  # type: ignore[override]
@@ -78,8 +95,7 @@ def load_environments(path: Path = ENVIRONMENTS_FILE) -> dict[str, EnvironmentSe
         try:
             environments[name] = EnvironmentSettings(name=name, **values)
         except ValidationError as exc:
-            message = validation_message(path, exc).replace(f"{path}: ", f"{path}: {name}.", 1)
-            raise ConfigurationError(message) from None
+            raise ConfigurationError(validation_message(path, exc, within=name)) from None
     return environments
 
 

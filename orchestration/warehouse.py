@@ -32,11 +32,10 @@ class Warehouse(dg.ConfigurableResource):
     """DuckDB file under DAGSTER_HOME by default; one writer at a time (the `warehouse` pool)."""
 
     database_path: str | None = None
-    environment: str | None = None  # dev | staging | prod; LAKEHOUSE_ENV when unset
     lock_timeout_seconds: float = 120.0
 
     def settings(self) -> EnvironmentSettings:
-        return environment_settings(self.environment)
+        return environment_settings()  # LAKEHOUSE_ENV selects it, for every resource alike
 
     def path(self) -> Path:
         if self.database_path:

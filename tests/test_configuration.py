@@ -80,15 +80,16 @@ def test_a_malformed_workload_names_file_and_field_in_one_line(tmp_path: Path) -
 
 
 def test_a_configuration_error_in_a_run_fails_once_and_is_not_retried(
-    tmp_path: Path, instance: dg.DagsterInstance
+    tmp_path: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """bronze has a retry policy (for S3 and lock hiccups); a bad environment is not one."""
+    monkeypatch.setenv("LAKEHOUSE_ENV", "qa")  # after the definitions loaded, as on a worker
     result = dg.materialize(
         [build_bronze_asset("raw")],
         partition_key=hour_key(NOW),
         resources={
             "landing": LandingZone(bucket_prefix="cfg"),
-            "warehouse": Warehouse(database_path=str(tmp_path / "w.duckdb"), environment="qa"),
+            "warehouse": Warehouse(database_path=str(tmp_path / "w.duckdb")),
         },
         instance=instance,
         raise_on_error=False,
@@ -99,3 +100,17 @@ def test_a_configuration_error_in_a_run_fails_once_and_is_not_retried(
     failure = result.get_step_failure_events()[0].step_failure_data
     assert failure.error is not None
     assert "LAKEHOUSE_ENV='qa' is not one of dev, staging, prod" in failure.error.message
+
+
+def test_regions_have_one_owner_the_environment() -> None:
+    """Regional partitions, the landing buckets and the sensors' regions are the same list."""
+    from orchestration.partitions import regional_partitions
+    from orchestration.settings import environment_settings
+
+    regions = environment_settings().regional_regions
+    region_dimension = next(
+        d for d in regional_partitions.partitions_defs if d.name == "region"
+    ).partitions_def
+    assert tuple(region_dimension.get_partition_keys()) == regions
+    landing = LandingZone(bucket_prefix="own")
+    assert landing.buckets()["regional"] == [landing.bucket("regional", r) for r in regions]
