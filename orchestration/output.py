@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
+import polars as pl
+
 from orchestration.home import dagster_home, private_directory, write_private
 
 
@@ -36,3 +39,19 @@ def bar_chart(values: dict[str, float], unit: str = "", width: int = 30) -> str:
         for k, v in values.items()
     ]
     return "```\n" + "\n".join(rows) + "\n```"
+
+
+def table_preview(frame: pl.DataFrame, max_columns: int = 12) -> dg.TableMetadataValue:
+    """The first rows of a table as a table in the UI (times and other types shown as text)."""
+    frame = frame.select(frame.columns[:max_columns])
+    shown = frame.with_columns(
+        pl.col(name).cast(pl.String)
+        for name, dtype in frame.schema.items()
+        if not (dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.String)
+    )
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(row) for row in shown.to_dicts()],
+        schema=dg.TableSchema(
+            columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+        ),
+    )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
-import dagster as dg
 import duckdb
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from orchestration.home import dagster_home, make_private, private_directory
 from orchestration.settings import EnvironmentSettings, environment_settings
@@ -28,11 +29,20 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class Warehouse(dg.ConfigurableResource):
-    """DuckDB file under DAGSTER_HOME by default; one writer at a time (the `warehouse` pool)."""
+class Warehouse(DuckDBResource):
+    """dagster-duckdb's DuckDB resource with the warehouse file attached under the environment's
+    catalog, the schema current, UTC, and a wait for another writer's lock. The file is under
+    DAGSTER_HOME by default; one writer at a time (the `warehouse` pool)."""
 
-    database_path: str | None = None
-    lock_timeout_seconds: float = 120.0
+    database: str = Field(
+        default=":memory:",
+        description="The session's own database (dagster-duckdb's); the warehouse file "
+        "(database_path) is attached to it under the catalog name",
+    )
+    database_path: str | None = Field(
+        default=None, description="The warehouse file; $DAGSTER_HOME/warehouse_<env>.duckdb"
+    )
+    lock_timeout_seconds: float = Field(default=120.0, gt=0)
 
     def settings(self) -> EnvironmentSettings:
         return environment_settings()  # LAKEHOUSE_ENV selects it, for every resource alike
@@ -60,27 +70,25 @@ class Warehouse(dg.ConfigurableResource):
         s = self.settings()
         path = self.path()
         private_directory(path.parent)
-        conn = duckdb.connect(":memory:")
-        deadline = time.monotonic() + self.lock_timeout_seconds
-        while True:
-            try:
-                mode = " (READ_ONLY)" if read_only else ""
-                conn.execute(f"ATTACH {quote_literal(str(path))} AS {quote(s.catalog)}{mode}")
-                break
-            except duckdb.IOException as exc:  # another process holds the write lock
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    conn.close()
-                    raise
-                time.sleep(0.5)
-        make_private(path, path.with_name(path.name + ".wal"))
-        try:
+        # dagster-duckdb closes its connection only when the block ends without an exception;
+        # a failing asset must not leave the file attached (a later ATTACH would conflict).
+        with self.get_connection() as conn, closing(conn):
+            deadline = time.monotonic() + self.lock_timeout_seconds
+            mode = " (READ_ONLY)" if read_only else ""
+            while True:
+                try:
+                    conn.execute(f"ATTACH {quote_literal(str(path))} AS {quote(s.catalog)}{mode}")
+                    break
+                except duckdb.IOException as exc:  # another process holds the write lock
+                    if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            make_private(path, path.with_name(path.name + ".wal"))
             conn.execute("SET TimeZone = 'UTC'")
             if not read_only:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(s.catalog)}.{quote(s.schema)}")
             conn.execute(f"USE {quote(s.catalog)}.{quote(s.schema)}")
             yield conn
-        finally:
-            conn.close()
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -328,6 +328,9 @@ def test_a_new_column_joins_an_hour_that_already_has_rows(
     ) == [(8, 3, 8)]
     metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
     assert metadata["columns_added"].value == "co2_ppm"
+    preview = metadata["preview"]  # a real table in the UI (polars -> TableRecords)
+    assert isinstance(preview, dg.TableMetadataValue) and len(preview.records) == 5
+    assert "sensor_id" in [c.name for c in preview.schema.columns]
     again = materialize(bronze_raw, hour_key(NOW), res, instance)  # and replaced, not appended
     assert again.success
     assert warehouse_rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(8,)]

@@ -4,6 +4,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import duckdb
+import polars as pl
 from pydantic import Field
 
 from edge_agent.contract import SCENARIOS
@@ -17,6 +19,7 @@ from orchestration.bronze.loader import (
 from orchestration.bronze.schema import SchemaMode
 from orchestration.bronze.targets import PartitionTarget
 from orchestration.landing.objects import partition_hour
+from orchestration.output import table_preview
 from orchestration.partitions import hourly_partitions, regional_partitions
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
@@ -49,7 +52,9 @@ def _targets(context: dg.AssetExecutionContext, scenario: str, landing: LandingZ
     return targets
 
 
-def _metadata(load: BronzeLoad, name: str, history: list[tuple], preview: str) -> dict:
+def _metadata(
+    load: BronzeLoad, name: str, history: list[tuple], preview: dg.TableMetadataValue | None
+) -> dict:
     columns = [dg.TableColumn(f.name, str(f.type)) for f in (load.schema or [])]
     rows = "\n".join(
         f"| {v} | {change} | {mode} | {str(at)[:19]} | {len(json.loads(cols))} |"
@@ -70,25 +75,22 @@ def _metadata(load: BronzeLoad, name: str, history: list[tuple], preview: str) -
         "schema_history": dg.MetadataValue.md(
             "| version | change | mode | recorded | columns |\n|---|---|---|---|---|\n" + rows
         ),
-        "preview": dg.MetadataValue.md(preview),
+        **({"preview": preview} if preview is not None else {}),
     }
 
 
-def _preview(conn, table: str, targets: list[PartitionTarget]) -> str:
+def _preview(conn, table: str, targets: list[PartitionTarget]) -> dg.TableMetadataValue | None:
+    """The first rows the run loaded, as a table in the UI."""
     if not targets:
-        return ""
+        return None
     try:
-        frame = conn.execute(
+        rows = conn.execute(
             f'SELECT * EXCLUDE ("_rescued_data") FROM "{table}" WHERE _partition_hour = ? LIMIT 5',
             [targets[0].hour],
         ).to_arrow_table()
-    except Exception:
-        return ""
-    names = frame.column_names[:8]
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    for row in frame.select(names).to_pylist():
-        lines.append("| " + " | ".join(str(row[n]) for n in names) + " |")
-    return "\n".join(lines)
+    except duckdb.Error:
+        return None
+    return table_preview(pl.from_arrow(rows))  # type: ignore[arg-type]
 
 
 def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
