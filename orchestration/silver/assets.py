@@ -142,7 +142,8 @@ def kept_by_expectations() -> str:
 
 def violations(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     counts = ", ".join(
-        f"count_if(NOT coalesce({e.condition}, false)) AS {quote(e.name)}" for e in EXPECTATIONS
+        f"coalesce(count_if(NOT coalesce({e.condition}, false)), 0) AS {quote(e.name)}"
+        for e in EXPECTATIONS
     )
     row = conn.execute(f"SELECT {counts} FROM silver_stage").fetchone()
     return {e.name: int(v) for e, v in zip(EXPECTATIONS, row or (), strict=True)}
