@@ -7,6 +7,7 @@ import dagster as dg
 
 from orchestration.automation import lakehouse_automation_sensor
 from orchestration.bronze.assets import bronze_assets
+from orchestration.bronze.preview_job import landing_preview_job
 from orchestration.bronze.sensors import landing_sensors
 from orchestration.fleet.assets import edge_demo_job, edge_fleet
 from orchestration.gold.assets import gold_assets
@@ -46,6 +47,7 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
         ],
         jobs=[
             edge_demo_job,
+            landing_preview_job,
             lakehouse_hourly_job,
             regional_bronze_job,
             daily_compaction_job,

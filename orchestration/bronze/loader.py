@@ -102,7 +102,7 @@ def renamed_reserved(data: pa.Table) -> tuple[pa.Table, dict[str, str]]:
     return data.rename_columns([renames.get(n, n) for n in data.column_names]), renames
 
 
-def _data_schema(conn: duckdb.DuckDBPyConnection, table: str) -> pa.Schema | None:
+def data_schema(conn: duckdb.DuckDBPyConnection, table: str) -> pa.Schema | None:
     if not table_exists(conn, table):
         return None
     schema = conn.execute(f"SELECT * FROM {quote(table)} LIMIT 0").to_arrow_table().schema
@@ -240,7 +240,7 @@ class _Load:
         self.result.quarantined += [
             QuarantinedObject(half, half.reason()) for _, half in incomplete
         ]
-        self.current = _data_schema(conn, table)
+        self.current = data_schema(conn, table)
         self.before = fingerprint(self.current) if self.current is not None else None
         self.manifest: list[tuple[Any, ...]] = []
         self.group = _Group()
@@ -390,7 +390,7 @@ class _Load:
                 [table, self.target_of[q.obj.uri].partition_key, q.obj.uri, q.reason,
                  self.ingested_at, self.run_id],
             )  # fmt: skip
-        stored = _data_schema(conn, table)  # as DuckDB keeps it: versions compare like with like
+        stored = data_schema(conn, table)  # as DuckDB keeps it: versions compare like with like
         self.result.schema = stored
         self.result.schema_version = bookkeeping.record_schema_version(
             conn, table, stored, self.mode, self.run_id

@@ -1,0 +1,84 @@
+"""Preview before turning a source on: what would load, and nothing written or moved."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from orchestration.bronze.assets import build_bronze_asset
+from orchestration.defs import build_definitions
+from orchestration.resources import LandingZone
+from orchestration.warehouse import Warehouse
+from tests.lakehouse import NOW, hour_key, materialize, put_object, reading
+
+
+def test_preview_reports_what_would_load_and_changes_nothing(
+    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    landing = LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
+    raw = landing.bucket("raw")
+    first, second, third = (NOW - timedelta(hours=h) for h in (3, 2, 1))
+    put_object(s3, raw, first, [reading(i, first) for i in range(1, 6)])
+    warehouse = Warehouse(database_path=str(tmp_path / "w.duckdb"))
+    materialize(build_bronze_asset("raw"), hour_key(first), {"landing": landing,
+                "warehouse": warehouse}, instance)  # fmt: skip
+    put_object(s3, raw, second, [reading(i, second, co2_ppm=400.0) for i in range(6, 9)], node="b")
+    put_object(s3, raw, second, [reading(i, second, temperature="hot") for i in (9, 10)], node="c")
+    put_object(s3, raw, third, [reading(i, third) for i in range(11, 15)], node="d")
+
+    before = hashlib.sha256((tmp_path / "w.duckdb").read_bytes()).hexdigest()
+    listing = sorted((o["Key"], o["ETag"]) for o in s3.list_objects_v2(Bucket=raw)["Contents"])
+    materializations = len(
+        instance.fetch_materializations(dg.AssetKey(["bronze", "raw"]), 100).records
+    )
+
+    defs = build_definitions({"landing": landing, "warehouse": warehouse})
+    config = {"scenario": "raw", "start_hour": hour_key(first), "end_hour": hour_key(third),
+              "sample_size": 10}  # fmt: skip
+    result = defs.resolve_job_def("landing_preview_job").execute_in_process(
+        instance=instance, run_config={"ops": {"preview_landing": {"config": config}}}
+    )
+    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = event.event_specific_data.metadata  # type: ignore[union-attr]
+    summary = metadata["summary"].value
+    assert summary["hours_to_request"] == 3 and summary["objects"] == 4
+    assert summary["estimated_rows"] == 14 and summary["bytes"] > 0
+    assert summary["estimated_load_seconds"] >= 0 and summary["estimated_s3_request_cost_usd"] > 0
+    assert summary["new_columns"] == {"co2_ppm": "double"}
+    assert set(summary["retyped_columns"]) == {"temperature"}
+    modes = summary["schema_modes"]
+    assert modes["addNewColumns"].startswith("adds co2_ppm") and "quarantined" in modes["none"]
+    assert "co2_ppm" in modes["rescue"] and modes["failOnNewColumns"].startswith("the run fails")
+    assert isinstance(metadata["first_rows"], dg.TableMetadataValue)
+    assert metadata["first_rows"].records
+
+    # Nothing written, nothing moved.
+    assert hashlib.sha256((tmp_path / "w.duckdb").read_bytes()).hexdigest() == before
+    assert sorted((o["Key"], o["ETag"]) for o in s3.list_objects_v2(Bucket=raw)["Contents"]) == (
+        listing
+    )
+    records = instance.fetch_materializations(dg.AssetKey(["bronze", "raw"]), 100).records
+    assert len(records) == materializations
+    assert not list(instance.all_instigator_state())  # no sensor cursor was stored
+
+    # The same from the command line; a bad scenario is one line, exit 2.
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "AWS_ENDPOINT_URL": s3_env}
+    command = str(Path(sys.executable).with_name("lakehouse-preview"))
+    hours = ["--start-hour", hour_key(first), "--end-hour", hour_key(third)]
+    cli = [command, "raw", "--bucket-prefix", bucket_prefix, *hours]
+    proc = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
+    assert printed["hours_to_request"] == 3 and printed["bronze"].startswith("no table yet")
+    bad = subprocess.run([*cli[:1], "rwa"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
+        "lakehouse-preview: scenario 'rwa' is not one of"
+    )
