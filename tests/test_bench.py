@@ -10,7 +10,8 @@ from bench import edge_upload
 def test_edge_upload_benchmark_tiny(tmp_path: Path) -> None:
     results = edge_upload.main(["--tiny", "--workdir", str(tmp_path)])
     for key in ("agent_rows_per_s", "naive_rows_per_s", "ceiling_rows_per_s",
-                "agent_vs_naive", "agent_vs_ceiling", "agent_peak_rss_mb_big_backlog"):  # fmt: skip
+                "agent_vs_naive", "agent_vs_ceiling", "agent_peak_rss_mb_big_backlog",
+                "duckdb_copy_rows_per_s", "agent_vs_duckdb_copy"):  # fmt: skip
         assert results[key] > 0, key
 
 
