@@ -37,9 +37,9 @@ class AgentConfig:
     lakehouse_region: str | None = None  # region of the scenario buckets; default_region if unset
     table: str | None = None
     timestamp_column: str | None = None
-    # Rows per claim and claims in flight: 50k x 2 keeps a node's peak memory near 175 MB
-    # (bench/edge_upload.py measures it on a 5 M-row backlog) at ~445k rows/s.
-    batch_rows: int = 50_000
+    # Rows per claim and claims in flight: 30k x 2 keeps a node's peak memory under 150 MB
+    # (bench/edge_upload.py measures it on a 5 M-row backlog: 147 MB; 50k x 2: 167 MB).
+    batch_rows: int = 30_000
     workers: int = 2
     interval_seconds: float = 60.0
     lease_seconds: float = 300.0
