@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+
+from tests.daemon import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,12 +45,7 @@ def test_a_run_and_sensor_ticks_are_recorded_in_postgres(tmp_path: Path, lakebas
             with psycopg.connect(lakebase_db) as conn:
                 ticks = conn.execute("SELECT count(*) FROM job_ticks").fetchone()[0]  # type: ignore[index]
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
+        stop_process_group(daemon)
     with psycopg.connect(lakebase_db) as conn:
         runs = conn.execute("SELECT status FROM runs").fetchall()
         events = conn.execute(
