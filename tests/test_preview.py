@@ -78,6 +78,14 @@ def test_preview_reports_what_would_load_and_changes_nothing(
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
     assert printed["hours_to_request"] == 3 and printed["bronze"].startswith("no table yet")
+    by_prefix = subprocess.run(
+        [command, "raw", "--bucket-prefix", bucket_prefix,
+         "--prefix", f"year={second:%Y}/month={second:%m}/day={second:%d}/hour={second:%H}/"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert by_prefix.returncode == 0, by_prefix.stderr
+    printed = json.loads(by_prefix.stdout[: by_prefix.stdout.rindex("}") + 1])
+    assert (printed["hours_to_request"], printed["objects"]) == (1, 2)
     bad = subprocess.run([*cli[:1], "rwa"], env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
         "lakehouse-preview: scenario 'rwa' is not one of"

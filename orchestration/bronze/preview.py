@@ -19,7 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestration.bronze.schema import RESCUED_COLUMN
-from orchestration.landing.objects import LandingObject, hour_key, list_hour
+from orchestration.landing.objects import (
+    LandingObject,
+    hour_key,
+    hour_of_key,
+    list_hour,
+    list_pages,
+)
 
 # Bronze's measured load rate (bench.lakehouse, 2 cores; about 1 M rows/s on this machine,
 # taken conservatively) and S3's standard request prices (us-east-1, per 1,000 requests).
@@ -101,6 +107,22 @@ class Preview:
                 "schema_modes": self.comparison.by_mode(),
             }
         return out
+
+
+MAX_PREFIX_KEYS = 20_000  # a prefix preview lists at most this many keys per bucket
+
+
+def hours_under_prefix(client: Any, buckets: list[str], prefix: str) -> list[datetime]:
+    """The event hours that keys under `prefix` belong to (bounded listing, paginated)."""
+    hours: set[datetime] = set()
+    for bucket in buckets:
+        listed = 0
+        for page, _ in list_pages(client, bucket, prefix):
+            hours |= {h for k in page if (h := hour_of_key(k.key)) is not None}
+            listed += len(page)
+            if listed >= MAX_PREFIX_KEYS:
+                break
+    return sorted(hours)
 
 
 def hours_between(start: datetime, end: datetime) -> list[datetime]:

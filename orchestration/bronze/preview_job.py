@@ -11,7 +11,7 @@ from pydantic import Field
 
 from edge_agent.contract import SCENARIOS
 from orchestration.bronze.loader import data_schema
-from orchestration.bronze.preview import Preview, hours_between, preview
+from orchestration.bronze.preview import Preview, hours_between, hours_under_prefix, preview
 from orchestration.landing.objects import partition_hour
 from orchestration.output import markdown_table, table_preview
 from orchestration.resources import LandingZone
@@ -23,6 +23,11 @@ class PreviewConfig(dg.Config):
     scenario: str = Field(description=f"one of {', '.join(SCENARIOS)}")
     bucket: str | None = Field(
         default=None, description="a bucket to preview instead of the scenario's own"
+    )
+    prefix: str | None = Field(
+        default=None,
+        description="preview the hours of the keys under this prefix (e.g. year=2026/month=11/) "
+        "instead of an hour range",
     )
     start_hour: str | None = Field(default=None, description="first hour; default 24 h ago")
     end_hour: str | None = Field(default=None, description="last hour; default this hour")
@@ -45,6 +50,11 @@ def run_preview(config: PreviewConfig, landing: LandingZone, warehouse: Warehous
     if end < start or end - start > timedelta(days=31):
         raise ConfigurationError("the hour range must be forward and at most 31 days")
     buckets = [config.bucket] if config.bucket else landing.buckets()[config.scenario]
+    client = landing.client()
+    if config.prefix:
+        hours = hours_under_prefix(client, buckets, config.prefix)
+    else:
+        hours = hours_between(start, end)
     current = None
     if warehouse.path().exists():
         with warehouse.connect(read_only=True) as conn:  # read-only: nothing can be written
@@ -52,9 +62,7 @@ def run_preview(config: PreviewConfig, landing: LandingZone, warehouse: Warehous
                 current = data_schema(conn, f"bronze_{config.scenario}")
             except duckdb.Error:
                 current = None
-    return preview(
-        landing.client(), buckets, hours_between(start, end), current, config.sample_size
-    )
+    return preview(client, buckets, hours, current, config.sample_size)
 
 
 @dg.op(
@@ -91,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse-preview", description=__doc__)
     parser.add_argument("scenario", help=", ".join(SCENARIOS))
     parser.add_argument("--bucket", help="a bucket to preview instead of the scenario's own")
+    parser.add_argument("--prefix", help="the hours of the keys under this prefix, instead")
     parser.add_argument("--start-hour", help="first hour (2026-11-23-09:00); default 24 h ago")
     parser.add_argument("--end-hour", help="last hour; default this hour")
     parser.add_argument("--sample", type=int, default=3, help="objects to download (3)")
@@ -98,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = PreviewConfig(
-            scenario=args.scenario, bucket=args.bucket, start_hour=args.start_hour,
+            scenario=args.scenario, bucket=args.bucket, prefix=args.prefix,
+            start_hour=args.start_hour,
             end_hour=args.end_hour, sample_size=args.sample,
         )  # fmt: skip
         result = run_preview(config, LandingZone(bucket_prefix=args.bucket_prefix), Warehouse())
