@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
@@ -131,8 +131,19 @@ def dagster_partition_key(hour: datetime) -> str:
     return f"{hour:%Y-%m-%d-%H}:00"
 
 
+def partition_hour(partition_key: str) -> datetime:
+    """'2026-11-23-09:00' -> that UTC hour (the inverse of `dagster_partition_key`)."""
+    return datetime.strptime(partition_key, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+
+
 def data_object_key(hour: datetime, node_id: str, batch_id: str) -> str:
     return f"{hour_partition_path(hour)}/{validate_node_id(node_id)}/{batch_id}.parquet"
+
+
+def node_of_key(key: str) -> str | None:
+    """The node id in a data object's or sidecar's key (see `data_object_key`)."""
+    parts = key.split("/")
+    return parts[4] if len(parts) == 6 else None
 
 
 def rejected_object_key(node_id: str, batch_id: str) -> str:

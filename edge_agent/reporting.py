@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
-from edge_agent.contract import PIPES_MESSAGE_KIND
+from edge_agent.contract import PIPES_MESSAGE_KIND, partition_hour
 from edge_agent.control import ControlStore
 from edge_agent.storage import StoredObject
 
@@ -134,13 +134,6 @@ class PipesReporter:
         )
 
 
-def hour_begins(partition: str | None) -> datetime | None:
-    """When a report's partition ('2026-11-23-09:00') begins, or None if it has none."""
-    if not partition:
-        return None
-    return datetime.strptime(partition, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
-
-
 def flush_outbox(store: ControlStore, reporter: Reporter, batch: int = 200) -> tuple[int, int]:
     """Deliver queued reports until the queue is empty or Dagster fails; (delivered, left).
 
@@ -153,7 +146,8 @@ def flush_outbox(store: ControlStore, reporter: Reporter, batch: int = 200) -> t
         if not reports:
             break
         for index, report in enumerate(reports):
-            begins = hour_begins(report.body.get("partition"))
+            partition = report.body.get("partition")
+            begins = partition_hour(partition) if partition else None
             if begins is not None and begins > datetime.now(UTC):
                 store.defer_report(report.id, begins.timestamp())
                 log.warning(

@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 from pydantic import Field
 
-from edge_agent.contract import SCENARIOS
+from edge_agent.contract import SCENARIOS, partition_hour
 from orchestration.bronze.bookkeeping import schema_history
 from orchestration.bronze.loader import (
     BronzeLoad,
@@ -18,7 +18,6 @@ from orchestration.bronze.loader import (
 )
 from orchestration.bronze.schema import SchemaMode
 from orchestration.bronze.targets import PartitionTarget
-from orchestration.landing.objects import partition_hour
 from orchestration.output import table_preview
 from orchestration.partitions import hourly_partitions, regional_partitions
 from orchestration.resources import LandingZone

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from edge_agent.contract import node_of_key
 from orchestration.landing.objects import (
     HourListing,
     ListedKey,
@@ -167,7 +168,7 @@ class LandingDiscovery:
             if not listing.objects and not listing.incomplete:
                 continue
             if hour > current_hour:
-                nodes = sorted({_node_of(o.key) for o in listing.objects})
+                nodes = sorted({node_of_key(o.key) or "unknown" for o in listing.objects})
                 cursor.held[f"{bucket}|{hour.isoformat()}"] = nodes
                 continue
             partition_key = self.partition_key_for(bucket, hour)
@@ -255,9 +256,3 @@ class LandingDiscovery:
         oldest = hour_key(now - timedelta(days=self.retention_days))
         for key in [k for k in cursor.digests if k.split("|")[0] < oldest]:
             del cursor.digests[key]
-
-
-def _node_of(key: str) -> str:
-    """`year=/month=/day=/hour=/<node_id>/<batch>.parquet` -> node_id."""
-    parts = key.split("/")
-    return parts[4] if len(parts) > 5 else "unknown"

@@ -9,10 +9,9 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from edge_agent.contract import SCENARIOS
+from edge_agent.contract import SCENARIOS, partition_hour
 from orchestration.bronze.loader import data_schema
 from orchestration.bronze.preview import Preview, hours_between, hours_under_prefix, preview
-from orchestration.landing.objects import partition_hour
 from orchestration.output import markdown_table, table_preview
 from orchestration.resources import LandingZone
 from orchestration.settings import ConfigurationError

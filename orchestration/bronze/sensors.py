@@ -4,9 +4,9 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
-from edge_agent.contract import SCENARIOS
+from edge_agent.contract import SCENARIOS, partition_hour
 from orchestration.bronze.discovery import LandingCursor, LandingDiscovery
-from orchestration.landing.objects import hour_key, partition_hour
+from orchestration.landing.objects import hour_key
 from orchestration.resources import LandingZone
 from orchestration.settings import environment_settings
 

@@ -84,11 +84,6 @@ def hour_of_key(key: str) -> datetime | None:
     return datetime(year, month, day, hour, tzinfo=UTC)
 
 
-def partition_hour(partition_key: str) -> datetime:
-    """'2026-11-23-09:00' -> that UTC hour."""
-    return datetime.strptime(partition_key, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
-
-
 def hour_key(hour: datetime) -> str:
     return dagster_partition_key(hour)
 
