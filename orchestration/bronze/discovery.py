@@ -155,8 +155,7 @@ class LandingDiscovery:
                 listed(bucket, hour, "report")
         current_hour = now.replace(minute=0, second=0, microsecond=0)
         for held in list(cursor.held):
-            bucket, hour_text = held.split("|", 1)
-            hour = datetime.fromisoformat(hour_text)
+            bucket, hour = _held_hour(held)
             if hour <= current_hour:  # its hour has begun: a partition now
                 del cursor.held[held]
                 if bucket in self.buckets:
@@ -169,7 +168,7 @@ class LandingDiscovery:
                 continue
             if hour > current_hour:
                 nodes = sorted({node_of_key(o.key) or "unknown" for o in listing.objects})
-                cursor.held[f"{bucket}|{hour.isoformat()}"] = nodes
+                cursor.held[_held_key(bucket, hour)] = nodes
                 continue
             partition_key = self.partition_key_for(bucket, hour)
             current = listing.digest()
@@ -183,10 +182,7 @@ class LandingDiscovery:
                 )
         self._prune(cursor, now)
         outcome.held = [  # every hour still held, named on every tick until it begins
-            HeldHour(
-                held.split("|", 1)[0], datetime.fromisoformat(held.split("|", 1)[1]), tuple(nodes)
-            )
-            for held, nodes in sorted(cursor.held.items())
+            HeldHour(*_held_hour(held), tuple(nodes)) for held, nodes in sorted(cursor.held.items())
         ]
         return outcome
 
@@ -256,3 +252,13 @@ class LandingDiscovery:
         oldest = hour_key(now - timedelta(days=self.retention_days))
         for key in [k for k in cursor.digests if k.split("|")[0] < oldest]:
             del cursor.digests[key]
+
+
+def _held_key(bucket: str, hour: datetime) -> str:
+    """A held hour in the cursor: `bucket|ISO hour`."""
+    return f"{bucket}|{hour.isoformat()}"
+
+
+def _held_hour(key: str) -> tuple[str, datetime]:
+    bucket, hour = key.split("|", 1)
+    return bucket, datetime.fromisoformat(hour)

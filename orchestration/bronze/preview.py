@@ -32,8 +32,6 @@ from orchestration.landing.objects import (
 LOAD_ROWS_PER_SECOND = 500_000
 LIST_PRICE_PER_1000 = 0.005
 GET_PRICE_PER_1000 = 0.0004
-HIDDEN = ("_source_object", "_node_id", "_region", "_batch_id", "_partition_hour",
-          "_ingested_at", RESCUED_COLUMN)  # fmt: skip
 
 
 @dataclass
@@ -135,9 +133,10 @@ def hours_between(start: datetime, end: datetime) -> list[datetime]:
 
 
 def compare(current: pa.Schema | None, incoming: pa.Schema) -> SchemaComparison | None:
+    """`current` is bronze's data schema (`loader.data_schema`: no lineage or rescued column)."""
     if current is None:
         return None
-    known = {f.name: f.type for f in current if f.name not in HIDDEN}
+    known = {f.name: f.type for f in current}
     seen = {f.name: f.type for f in incoming}
     retyped = {  # a column that is null throughout fits any type
         n: (str(known[n]), str(t))

@@ -206,8 +206,8 @@ def _copy_and_swap(
         conn.commit()
     result.source_rows = result.upserted = _ingest(lakebase, duck, source.select, schema, staged)
     result.target_rows, result.full_copy = result.source_rows, True
-    with lakebase.connect() as conn:  # key and indexes are built before the swap, off the
-        # readers' path
+    # Key and indexes are built before the swap, off the readers' path.
+    with lakebase.connect() as conn:
         pg.add_primary_key(conn, schema, staged, source.spec.primary_keys, lakebase.index_memory)
         pg.create_indexes(
             conn, schema, staged, source.spec.indexes, lakebase.index_memory, named_for=name

@@ -16,16 +16,18 @@ def _boot_time() -> float | None:
     return None
 
 
-def started_at(pid: int) -> float | None:
-    """When process `pid` started (epoch seconds), where /proc tells; None otherwise."""
-    boot = _boot_time()
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), where /proc is."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    if boot is None:
-        return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _started_at(fields: list[str]) -> float | None:
+    """When the process started (epoch seconds): boot time plus its start in clock ticks."""
+    boot = _boot_time()
+    return None if boot is None else boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def is_alive(pid: int, started_before: float | None = None) -> bool:
@@ -37,12 +39,13 @@ def is_alive(pid: int, started_before: float | None = None) -> bool:
         return False
     except PermissionError:
         pass  # someone else's process: it exists
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+    fields = _stat(pid)
+    if fields is None:
         return True
-    if state == "Z":
+    if fields[0] == "Z":
         return False
-    began = started_at(pid)
+    if started_before is None:
+        return True
+    began = _started_at(fields)
     # /proc's start time is in clock ticks since boot: allow a second of rounding.
-    return started_before is None or began is None or began <= started_before + 1.0
+    return began is None or began <= started_before + 1.0
