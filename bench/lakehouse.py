@@ -33,10 +33,12 @@ import duckdb
 
 from bench.edge_upload import CACHE, database, fresh_copy, remove_database
 from bench.services import moto_s3_server, s3_env
+from edge_agent.contract import partition_hour
 from orchestration.bronze.assets import build_bronze_asset
 from orchestration.bronze.discovery import LandingCursor, LandingDiscovery
-from orchestration.bronze.loader import PartitionTarget, load_bronze
-from orchestration.landing.objects import hour_of_key, partition_hour
+from orchestration.bronze.loader import load_bronze
+from orchestration.bronze.targets import PartitionTarget
+from orchestration.landing.objects import hour_of_key
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
 
