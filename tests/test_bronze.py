@@ -235,8 +235,8 @@ def test_loads_larger_than_a_duckdb_row_group_persist_on_every_path(
     """DuckDB 1.5.5 drops large inserts into a table created in the same transaction by
     `CREATE TABLE AS SELECT ... LIMIT 0`; every layer must keep rows beyond 122,880."""
     from orchestration.gold.assets import build_hourly_gold
-    from orchestration.gold.tables import GOLD_TABLES
     from orchestration.silver.assets import silver_sensor_readings
+    from orchestration.transforms.gold import GOLD_TABLES
 
     raw = bucket(bucket_prefix, "raw")
 

@@ -239,7 +239,7 @@ def _assert_every_reading_accounted_for(
             for n, i in conn.execute(f"SELECT _node_id, id FROM {table}").fetchall()
         }
         # Rows in bronze but not in silver broke an expect_or_drop rule (or were a duplicate).
-        from orchestration.silver.assets import kept_by_expectations
+        from orchestration.transforms.silver import kept_by_expectations
 
         conn.execute(
             "CREATE TEMP TABLE silver_ids AS SELECT node_id, source_id FROM silver_sensor_readings"

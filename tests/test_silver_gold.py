@@ -12,10 +12,10 @@ import pytest
 from bench import lakebase as lakebase_bench
 from orchestration.bronze.assets import build_bronze_asset
 from orchestration.gold.assets import build_hourly_gold, fleet_health, readings_all_regions
-from orchestration.gold.tables import GOLD_TABLES
 from orchestration.maintenance.compaction import compact_table
 from orchestration.settings import ConfigurationError, environment_settings
 from orchestration.silver.assets import silver_sensor_readings
+from orchestration.transforms.gold import GOLD_TABLES
 from orchestration.warehouse import Warehouse
 from tests.conftest import bucket
 from tests.lakehouse import (

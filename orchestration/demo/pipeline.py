@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from edge_agent.contract import SCENARIOS
-from orchestration.gold.tables import GOLD_TABLES
 from orchestration.lakebase.sensors import CONTINUOUS_INTERVAL_SECONDS
 from orchestration.lakebase.workload import SyncPolicy, load_workload
 from orchestration.resources import LandingZone
-from orchestration.silver.assets import SILVER_TABLE
+from orchestration.transforms.gold import GOLD_TABLES
+from orchestration.transforms.silver import SILVER_TABLE
 from orchestration.warehouse import Warehouse
 
 HOURLY_DERIVED = [

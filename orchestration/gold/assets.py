@@ -6,10 +6,15 @@ import dagster as dg
 
 from orchestration.automation import on_upstream_change
 from orchestration.changes import record_change
-from orchestration.gold.tables import GOLD_TABLES, GoldTable
 from orchestration.landing.objects import hour_key
 from orchestration.partitions import hourly_partitions
-from orchestration.silver.assets import SILVER_TABLE
+from orchestration.transforms.gold import (
+    GOLD_TABLES,
+    READINGS_ALL_REGIONS_SELECT,
+    GoldTable,
+    fleet_health_select,
+)
+from orchestration.transforms.silver import SILVER_TABLE
 from orchestration.warehouse import Warehouse, create_table_like, quote, table_exists
 
 SILVER_KEY = dg.AssetKey(["silver", "sensor_readings"])
@@ -101,13 +106,7 @@ def fleet_health(
     silent_after = warehouse.settings().silent_after_hours
     with warehouse.connect() as conn:
         conn.execute(
-            "CREATE OR REPLACE TABLE gold_fleet_health AS SELECT node_id, sensor_id, "
-            "any_value(region) AS region, max(event_time) AS last_reading_at, "
-            "arg_max(temperature, event_time) AS last_temperature, "
-            "count(*) FILTER (WHERE event_time >= now() - INTERVAL 24 HOUR) AS readings_24h, "
-            f"CASE WHEN max(event_time) < now() - INTERVAL {int(silent_after)} HOUR "
-            "THEN 'silent' ELSE 'ok' END AS status "
-            f"FROM {SILVER_TABLE} GROUP BY node_id, sensor_id"
+            f"CREATE OR REPLACE TABLE gold_fleet_health AS {fleet_health_select(silent_after)}"
         )
         rows = conn.execute("SELECT count(*) FROM gold_fleet_health").fetchone()[0]  # type: ignore[index]
         silent = conn.execute(
@@ -154,10 +153,7 @@ def readings_all_regions(warehouse: Warehouse) -> dg.MaterializeResult:
     """One view over every region's readings, for cross-region analytics."""
     with warehouse.connect() as conn:
         conn.execute(
-            "CREATE OR REPLACE VIEW gold_readings_all_regions AS SELECT region, node_id, "
-            "sensor_id, event_time, temperature, humidity, pressure, voltage, vibration, "
-            "anomaly_flag, anomaly_type, latitude, longitude, source_scenario "
-            f"FROM {SILVER_TABLE}"
+            f"CREATE OR REPLACE VIEW gold_readings_all_regions AS {READINGS_ALL_REGIONS_SELECT}"
         )
         by_region = dict(
             conn.execute(

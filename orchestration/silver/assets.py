@@ -12,38 +12,16 @@ from edge_agent.contract import SCENARIOS
 from orchestration.automation import on_upstream_change
 from orchestration.landing.objects import hour_key
 from orchestration.partitions import hourly_partitions
-from orchestration.silver.expectations import EXPECTATIONS, Expectation
-from orchestration.warehouse import Warehouse, create_table_like, quote, table_exists
-
-SILVER_TABLE = "silver_sensor_readings"
-# When the same reading arrives through several scenarios, keep the richest copy.
-SCENARIO_PRIORITY = {"schematized": 1, "raw": 2, "regional": 3, "emergency": 4, "filtered": 5}
-COLUMNS: tuple[tuple[str, str, str | None], ...] = (
-    # (silver column, DuckDB type, bronze column it comes from)
-    ("node_id", "VARCHAR", "_node_id"),
-    ("region", "VARCHAR", "_region"),
-    ("sensor_id", "VARCHAR", "sensor_id"),
-    ("event_time", "TIMESTAMPTZ", "timestamp"),
-    ("temperature", "DOUBLE", "temperature"),
-    ("humidity", "DOUBLE", "humidity"),
-    ("pressure", "DOUBLE", "pressure"),
-    ("vibration", "DOUBLE", "vibration"),
-    ("voltage", "DOUBLE", "voltage"),
-    ("status_code", "BIGINT", "status_code"),
-    ("anomaly_flag", "BIGINT", "anomaly_flag"),
-    ("anomaly_type", "VARCHAR", "anomaly_type"),
-    ("emergency_reason", "VARCHAR", "emergency_reason"),
-    ("firmware_version", "VARCHAR", "firmware_version"),
-    ("model", "VARCHAR", "model"),
-    ("manufacturer", "VARCHAR", "manufacturer"),
-    ("location", "VARCHAR", "location"),
-    ("latitude", "DOUBLE", "latitude"),
-    ("longitude", "DOUBLE", "longitude"),
-    ("sensor_type", "VARCHAR", "sensor_type"),
-    ("source_object", "VARCHAR", "_source_object"),
-    ("source_id", "BIGINT", "id"),
-    ("_partition_hour", "TIMESTAMPTZ", "_partition_hour"),
+from orchestration.transforms.expectations import EXPECTATIONS, Expectation
+from orchestration.transforms.silver import (
+    COLUMNS,
+    SILVER_TABLE,
+    deduplicated_select,
+    kept_select,
+    scenario_select,
+    violations_select,
 )
+from orchestration.warehouse import Warehouse, create_table_like, quote, table_exists
 
 
 def _select_from(conn: duckdb.DuckDBPyConnection, scenario: str) -> str | None:
@@ -51,17 +29,7 @@ def _select_from(conn: duckdb.DuckDBPyConnection, scenario: str) -> str | None:
     if not table_exists(conn, table):
         return None
     present = {row[0] for row in conn.execute(f"DESCRIBE {quote(table)}").fetchall()}
-    exprs = [
-        f"TRY_CAST({quote(src)} AS {kind}) AS {quote(name)}"
-        if src in present
-        else f"CAST(NULL AS {kind}) AS {quote(name)}"
-        for name, kind, src in COLUMNS
-    ]
-    return (
-        f"SELECT {', '.join(exprs)}, '{scenario}' AS source_scenario, "
-        f"{SCENARIO_PRIORITY[scenario]} AS _priority FROM {quote(table)} "
-        "WHERE _partition_hour >= $start AND _partition_hour < $end"
-    )
+    return scenario_select(scenario, present)
 
 
 def stage_silver(conn: duckdb.DuckDBPyConnection, start: object, end: object) -> tuple[int, int]:
@@ -80,13 +48,7 @@ def stage_silver(conn: duckdb.DuckDBPyConnection, start: object, end: object) ->
         f"CREATE OR REPLACE TEMP TABLE silver_all AS {union}", {"start": start, "end": end}
     )
     rows_in = conn.execute("SELECT count(*) FROM silver_all").fetchone()[0]  # type: ignore[index]
-    # A valid copy always wins over an invalid one (a corrected resend must not be dropped by
-    # expect_or_drop after dedup kept the bad copy); then the richest scenario, then the source.
-    conn.execute(
-        "CREATE OR REPLACE TEMP TABLE silver_stage AS SELECT * EXCLUDE (_priority) FROM silver_all "
-        "QUALIFY row_number() OVER (PARTITION BY sensor_id, event_time "
-        f"ORDER BY ({kept_by_expectations()}) DESC, _priority, source_object, source_id) = 1"
-    )
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE silver_stage AS {deduplicated_select()}")
     kept = conn.execute("SELECT count(*) FROM silver_stage").fetchone()[0]  # type: ignore[index]
     return int(rows_in), int(rows_in - kept)
 
@@ -134,18 +96,8 @@ def partition_figures(
     return dict(figures)
 
 
-def kept_by_expectations() -> str:
-    """SQL that is true for a row every expect_or_drop expectation keeps."""
-    drops = [e.condition for e in EXPECTATIONS if e.action == "expect_or_drop"]
-    return " AND ".join(f"coalesce({c}, false)" for c in drops) or "true"
-
-
 def violations(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    counts = ", ".join(
-        f"coalesce(count_if(NOT coalesce({e.condition}, false)), 0) AS {quote(e.name)}"
-        for e in EXPECTATIONS
-    )
-    row = conn.execute(f"SELECT {counts} FROM silver_stage").fetchone()
+    row = conn.execute(violations_select()).fetchone()
     return {e.name: int(v) for e, v in zip(EXPECTATIONS, row or (), strict=True)}
 
 
@@ -214,12 +166,11 @@ def silver_sensor_readings(
             raise dg.Failure(
                 description=f"expect_or_fail violated ({summary}); silver {start}..{end} unchanged"
             )
-        keep = kept_by_expectations()
         conn.execute("BEGIN TRANSACTION")
         if not table_exists(conn, SILVER_TABLE):
             create_table_like(conn, SILVER_TABLE, "SELECT * FROM silver_stage")
         conn.execute(f"DELETE FROM {SILVER_TABLE} WHERE {window}", [start, end])
-        conn.execute(f"INSERT INTO {SILVER_TABLE} BY NAME SELECT * FROM silver_stage WHERE {keep}")
+        conn.execute(f"INSERT INTO {SILVER_TABLE} BY NAME {kept_select()}")
         conn.execute("COMMIT")
         per_hour = partition_figures(conn, start, end)
     written = sum(p.written for p in per_hour.values())

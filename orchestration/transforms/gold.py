@@ -64,6 +64,27 @@ GOLD_TABLES: tuple[GoldTable, ...] = (
         "SELECT * FROM (SELECT sensor_id, event_time, node_id, region, "
         f"{_attention(EmergencyThresholds())} AS reason, anomaly_type, "
         f"{', '.join(METRICS)}, latitude, longitude, source_scenario, _partition_hour AS hour "
-        f"FROM silver_sensor_readings WHERE {WINDOW}) WHERE reason <> ''",
+        f"FROM silver_sensor_readings WHERE {WINDOW}) AS attention WHERE length(reason) > 0",
     ),
+)
+
+
+def fleet_health_select(silent_after_hours: int) -> str:
+    """Last reading per node and sensor, readings in the last 24 h, and who went silent."""
+    return (
+        "SELECT node_id, sensor_id, any_value(region) AS region, "
+        "max(event_time) AS last_reading_at, "
+        "arg_max(temperature, event_time) AS last_temperature, "
+        "count(*) FILTER (WHERE event_time >= current_timestamp - INTERVAL 24 HOUR) "
+        "AS readings_24h, "
+        f"CASE WHEN max(event_time) < current_timestamp - INTERVAL {int(silent_after_hours)} HOUR "
+        "THEN 'silent' ELSE 'ok' END AS status "
+        "FROM silver_sensor_readings GROUP BY node_id, sensor_id"
+    )
+
+
+READINGS_ALL_REGIONS_SELECT = (
+    "SELECT region, node_id, sensor_id, event_time, temperature, humidity, pressure, voltage, "
+    "vibration, anomaly_flag, anomaly_type, latitude, longitude, source_scenario "
+    "FROM silver_sensor_readings"
 )

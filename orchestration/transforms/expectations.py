@@ -40,7 +40,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("event_time_present", "expect_or_fail", "event_time IS NOT NULL",
                 "every reading has a parsed event time"),
     Expectation("sensor_id_format", "expect_or_drop",
-                f"regexp_full_match(sensor_id, '{SENSOR_ID_PATTERN.strip('^$')}')",
+                f"regexp_matches(sensor_id, '^{SENSOR_ID_PATTERN.strip('^$')}$')",
                 "sensor ids look like ABC_123456"),
     *(
         Expectation(f"{c}_in_range", "expect_or_drop", _range(c), f"{c} within physical limits")
@@ -51,6 +51,6 @@ EXPECTATIONS: tuple[Expectation, ...] = (
                 f"coalesce(anomaly_flag, 0) = 0 OR anomaly_type IN ({_ANOMALY_TYPES})",
                 "flagged anomalies say which kind"),
     Expectation("event_time_not_in_future", "expect",
-                "event_time <= now() + INTERVAL 5 MINUTE",
+                "event_time <= current_timestamp + INTERVAL 5 MINUTE",
                 "node clocks are not ahead of the platform's"),
 )  # fmt: skip
