@@ -6,11 +6,18 @@ import os
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENVIRONMENT_VARIABLE = "LAKEHOUSE_ENV"
 ENVIRONMENTS_FILE = Path(__file__).with_name("environments.yaml")
@@ -44,10 +51,50 @@ def validation_message(source: Path | str, exc: ValidationError, within: str = "
 _REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
 
 
+class DatabricksCompute(BaseModel):
+    """Where the Databricks job runs: serverless (the default) or a classic job cluster."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["serverless", "cluster"] = "serverless"
+    # Serverless: the job's Python environment (client version and pip requirements).
+    environment_version: str = "2"
+    dependencies: tuple[str, ...] = ("dagster-pipes==1.13.27", "boto3>=1.34")
+    # Classic clusters: a `new_cluster` spec as in the Jobs API (spark_version, node_type_id...).
+    new_cluster: dict[str, Any] | None = None
+    dbu_per_hour: float = Field(default=4.0, gt=0)  # what one job run burns per hour
+
+    @field_validator("new_cluster")
+    @classmethod
+    def _cluster(cls, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+        if spec is not None and "spark_version" not in spec:
+            raise ValueError("a new_cluster spec needs at least spark_version")
+        return spec
+
+
+class DatabricksWorkspace(BaseModel):
+    """The workspace an engine: databricks environment drives (credentials come from env vars)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host_env: str = "DATABRICKS_HOST"
+    token_env: str = "DATABRICKS_TOKEN"  # noqa: S105 (the variable's name, not a token)
+    # A Unity Catalog Volume for Pipes messages and the job's code: /Volumes/<cat>/<schema>/<v>
+    volume: str = Field(pattern=r"^/Volumes/[^/]+/[^/]+/[^/]+$")
+    compute: DatabricksCompute = DatabricksCompute()
+    usd_per_dbu: float = Field(default=0.55, gt=0)  # for the cost report's compute line
+    timeout_seconds: int = Field(default=3600, gt=0)  # per job run
+    poll_interval_seconds: float = Field(default=5, gt=0)
+    readers_group: str = "lakehouse_readers"  # granted SELECT on the environment's schema
+    app_role: str = "lakehouse_app"  # the Lakebase application's principal
+
+
 class EnvironmentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
+    engine: Literal["duckdb", "databricks"] = "duckdb"
+    databricks: DatabricksWorkspace | None = None
     catalog: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
     schema_: str = Field(alias="schema", pattern=r"^[a-z_][a-z0-9_]*$")
     lakehouse_region: str = Field(default="us-east-1", pattern=_REGION)
@@ -69,6 +116,12 @@ class EnvironmentSettings(BaseModel):
         if len(set(regions)) != len(regions):
             raise ValueError("regions repeat")
         return regions
+
+    @model_validator(mode="after")
+    def _engine(self) -> EnvironmentSettings:
+        if self.engine == "databricks" and self.databricks is None:
+            raise ValueError("engine: databricks needs a databricks: block (at least volume)")
+        return self
 
     @property
     def schema(self) -> str:  # type: ignore[override]

@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -92,16 +93,15 @@ def _preview(conn, table: str, targets: list[PartitionTarget]) -> dg.TableMetada
     return table_preview(pl.from_arrow(rows))  # type: ignore[arg-type]
 
 
-def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
+def bronze_asset_args(scenario: str, engine: str = "DuckDB") -> dict[str, Any]:
+    """What a bronze asset is, on either engine (all but its compute and kinds)."""
     key = dg.AssetKey(["bronze", scenario])
     regional = scenario == "regional"
-
-    @dg.asset(
+    return dict(
         key=key,
         deps=[dg.AssetKey(["landing", scenario])],
         partitions_def=regional_partitions if regional else hourly_partitions,
         group_name="bronze",
-        kinds={"duckdb", "s3"},
         pool="warehouse",
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
@@ -114,8 +114,12 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
             )
         ],
         metadata={"partition_expr": "_partition_hour"},
-        description=f"Landing {scenario} objects verified and loaded into DuckDB, by event hour.",
+        description=f"Landing {scenario} objects verified and loaded into {engine}, by event hour.",
     )
+
+
+def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
+    @dg.asset(**bronze_asset_args(scenario), kinds={"duckdb", "s3"})
     def bronze(
         context: dg.AssetExecutionContext,
         config: BronzeConfig,

@@ -1,6 +1,7 @@
 """`gold/*`: hourly statistics, anomalies, fleet health and the cross-region readings view."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -30,19 +31,23 @@ def _columns(conn, table: str) -> dg.TableSchema:
     )
 
 
-def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
-    @dg.asset(
+def hourly_gold_args(spec: GoldTable) -> dict[str, Any]:
+    """What an hourly gold asset is, on either engine (all but its compute and kinds)."""
+    return dict(
         key=["gold", spec.entity],
         deps=[SILVER_KEY],
         partitions_def=hourly_partitions,
         group_name="gold",
-        kinds={"duckdb"},
         pool="warehouse",
         automation_condition=on_upstream_change(),
         metadata={"partition_expr": "hour", "primary_key": ", ".join(spec.primary_key)},
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=spec.description,
     )
+
+
+def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
+    @dg.asset(**hourly_gold_args(spec), kinds={"duckdb"})
     def gold(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         table = f"gold_{spec.entity}"
         window = context.partition_time_window
@@ -83,11 +88,10 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
     return gold
 
 
-@dg.asset(
+FLEET_HEALTH_ARGS: dict[str, Any] = dict(
     key=["gold", "fleet_health"],
     deps=[SILVER_KEY],
     group_name="gold",
-    kinds={"duckdb"},
     pool="warehouse",
     automation_condition=on_upstream_change(),
     metadata={"primary_key": "node_id, sensor_id"},
@@ -98,7 +102,11 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
             description="Warns, naming them, about sensors that stopped delivering.",
         )
     ],
+    description="Last reading per node and sensor, readings in the last 24 h, who went silent.",
 )
+
+
+@dg.asset(**FLEET_HEALTH_ARGS, kinds={"duckdb"})
 def fleet_health(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -140,15 +148,18 @@ def fleet_health(
     )
 
 
-@dg.asset(
+READINGS_ALL_REGIONS_ARGS: dict[str, Any] = dict(
     key=["gold", "readings_all_regions"],
     deps=[SILVER_KEY],
     group_name="gold",
-    kinds={"duckdb"},
     pool="warehouse",
     automation_condition=dg.AutomationCondition.on_missing(),
     metadata={"primary_key": "sensor_id, event_time"},
+    description="One view over every region's readings, for cross-region analytics.",
 )
+
+
+@dg.asset(**READINGS_ALL_REGIONS_ARGS, kinds={"duckdb"})
 def readings_all_regions(warehouse: Warehouse) -> dg.MaterializeResult:
     """One view over every region's readings, for cross-region analytics."""
     with warehouse.connect() as conn:

@@ -115,7 +115,7 @@ def _check(e: Expectation, bad: int, rows: int) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset(
+SILVER_ASSET_ARGS: dict[str, Any] = dict(
     key=["silver", "sensor_readings"],
     ins={
         **{
@@ -133,7 +133,6 @@ def _check(e: Expectation, bad: int, rows: int) -> dg.AssetCheckResult:
     },
     partitions_def=hourly_partitions,
     group_name="silver",
-    kinds={"duckdb"},
     pool="warehouse",
     automation_condition=on_upstream_change(),
     check_specs=[
@@ -148,6 +147,9 @@ def _check(e: Expectation, bad: int, rows: int) -> dg.AssetCheckResult:
     metadata={"partition_expr": "_partition_hour", "primary_key": "sensor_id, event_time"},
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
+
+
+@dg.asset(**SILVER_ASSET_ARGS, kinds={"duckdb"})
 def silver_sensor_readings(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:

@@ -1,0 +1,148 @@
+"""What each Databricks job step receives: Databricks SQL generated from the transforms, the
+exact object list for bronze, and how each Delta table is written.
+
+Pure functions of the environment and the partitions: the assets send these as Pipes extras,
+and `lakehouse-databricks-plan` prints them for a partition range without a workspace.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from orchestration.bronze.targets import PartitionTarget
+from orchestration.settings import EnvironmentSettings
+from orchestration.transforms.dialect import to_databricks
+from orchestration.transforms.expectations import EXPECTATIONS
+from orchestration.transforms.gold import (
+    GOLD_TABLES,
+    READINGS_ALL_REGIONS_SELECT,
+    GoldTable,
+    fleet_health_select,
+)
+from orchestration.transforms.silver import (
+    COLUMNS,
+    SCENARIO_PRIORITY,
+    SILVER_TABLE,
+    deduplicated_select,
+    kept_select,
+    scenario_select,
+    violations_select,
+)
+
+# Synced tables (TRIGGERED and CONTINUOUS) read the gold tables' change feed.
+CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
+
+
+def timestamp_literal(moment: datetime) -> str:
+    return f"TIMESTAMP '{moment.strftime('%Y-%m-%d %H:%M:%S')}'"
+
+
+def string_literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def window_predicate(column: str, start: datetime, end: datetime) -> str:
+    return f"{column} >= {timestamp_literal(start)} AND {column} < {timestamp_literal(end)}"
+
+
+def bronze_predicate(targets: list[PartitionTarget]) -> str:
+    """The rows a bronze run replaces: exactly its hours (and regions, for regional)."""
+    if all(t.region is None for t in targets):
+        hours = ", ".join(timestamp_literal(t.hour) for t in targets)
+        return f"_partition_hour IN ({hours})"
+    return " OR ".join(
+        f"(_partition_hour = {timestamp_literal(t.hour)} AND _region = {string_literal(t.region)})"
+        for t in targets
+        if t.region is not None
+    )
+
+
+def write_spec(predicate: str | None, properties: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Delta write: replaceWhere on `predicate` (a full overwrite without one)."""
+    options = {"mergeSchema": "true"}
+    if predicate:
+        options["replaceWhere"] = predicate
+    return {"mode": "overwrite", "options": options, "table_properties": properties or {}}
+
+
+def _common(settings: EnvironmentSettings, step: str) -> dict[str, Any]:
+    return {"step": step, "catalog": settings.catalog, "schema": settings.schema}
+
+
+def bronze_extras(
+    settings: EnvironmentSettings,
+    table: str,
+    targets: list[PartitionTarget],
+    objects: list[dict[str, Any]],
+    schema_mode: str,
+) -> dict[str, Any]:
+    return {
+        **_common(settings, "bronze"),
+        "table": table,
+        "objects": objects,
+        "partition_keys": [t.partition_key for t in targets],
+        "schema_mode": schema_mode,
+        "write": write_spec(bronze_predicate(targets)),
+    }
+
+
+def silver_extras(settings: EnvironmentSettings, start: datetime, end: datetime) -> dict[str, Any]:
+    return {
+        **_common(settings, "silver"),
+        "table": SILVER_TABLE,
+        "window": [start.isoformat(), end.isoformat()],
+        "selects": {s: to_databricks(scenario_select(s)) for s in SCENARIO_PRIORITY},
+        "source_columns": sorted({src for _, _, src in COLUMNS}),
+        "dedup": to_databricks(deduplicated_select()),
+        "violations": to_databricks(violations_select()),
+        "kept": to_databricks(kept_select()),
+        "expect_or_fail": [e.name for e in EXPECTATIONS if e.action == "expect_or_fail"],
+        "write": write_spec(window_predicate("_partition_hour", start, end)),
+    }
+
+
+def hourly_gold_extras(
+    settings: EnvironmentSettings, spec: GoldTable, start: datetime, end: datetime
+) -> dict[str, Any]:
+    return {
+        **_common(settings, "gold"),
+        "table": f"gold_{spec.entity}",
+        "source": SILVER_TABLE,
+        "select": to_databricks(spec.select),
+        "window": [start.isoformat(), end.isoformat()],
+        "partition_column": "hour",
+        "write": write_spec(window_predicate("hour", start, end), CHANGE_DATA_FEED),
+    }
+
+
+def fleet_health_extras(settings: EnvironmentSettings) -> dict[str, Any]:
+    return {
+        **_common(settings, "gold"),
+        "table": "gold_fleet_health",
+        "source": SILVER_TABLE,
+        "select": to_databricks(fleet_health_select(settings.silent_after_hours)),
+        "write": write_spec(None, CHANGE_DATA_FEED),
+    }
+
+
+def readings_all_regions_extras(settings: EnvironmentSettings) -> dict[str, Any]:
+    return {
+        **_common(settings, "gold"),
+        "table": "gold_readings_all_regions",
+        "source": SILVER_TABLE,
+        "select": to_databricks(READINGS_ALL_REGIONS_SELECT),
+        "view": True,
+    }
+
+
+def all_statements(settings: EnvironmentSettings, start: datetime, end: datetime) -> str:
+    """Every generated statement and write spec for one window, as the snapshot pins them."""
+    parts = {
+        "silver": silver_extras(settings, start, end),
+        **{f"gold/{g.entity}": hourly_gold_extras(settings, g, start, end) for g in GOLD_TABLES},
+        "gold/fleet_health": fleet_health_extras(settings),
+        "gold/readings_all_regions": readings_all_regions_extras(settings),
+    }
+    return json.dumps(parts, indent=1, sort_keys=True) + "\n"

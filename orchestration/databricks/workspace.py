@@ -1,0 +1,158 @@
+"""The Databricks workspace resource: submits one lakehouse job step per asset per Dagster run.
+
+Credentials are read when a run needs them (`dg.EnvVar`), so definitions load without any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from orchestration.settings import DatabricksWorkspace, environment_settings
+
+JOB_SCRIPT = Path(__file__).with_name("job") / "lakehouse_job.py"
+ENVIRONMENT_KEY = "lakehouse"
+
+
+def job_script_path(volume: str) -> str:
+    """Where the job's code lives in the Volume: named by its content, uploaded once."""
+    digest = hashlib.sha256(JOB_SCRIPT.read_bytes()).hexdigest()[:12]
+    return f"{volume}/code/lakehouse_job-{digest}.py"
+
+
+def submit_task(step: str, asset: str, workspace: DatabricksWorkspace) -> dict[str, Any]:
+    """The Jobs API task for one step: serverless (environment) or a classic job cluster."""
+    task: dict[str, Any] = {
+        "task_key": f"{step}-{asset.replace('/', '-')}"[:100],
+        "spark_python_task": {"python_file": job_script_path(workspace.volume), "parameters": []},
+    }
+    if workspace.compute.kind == "serverless":
+        task["environment_key"] = ENVIRONMENT_KEY
+    else:
+        task["new_cluster"] = dict(workspace.compute.new_cluster or {})
+        task["libraries"] = [{"pypi": {"package": d}} for d in workspace.compute.dependencies]
+    return task
+
+
+def submit_args(
+    workspace: DatabricksWorkspace, run_name: str, idempotency_token: str
+) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "run_name": run_name,
+        "timeout_seconds": workspace.timeout_seconds,
+        # A retried Dagster step finds the run it already submitted instead of starting another.
+        "idempotency_token": idempotency_token,
+    }
+    if workspace.compute.kind == "serverless":
+        args["environments"] = [
+            {
+                "environment_key": ENVIRONMENT_KEY,
+                "spec": {
+                    "client": workspace.compute.environment_version,
+                    "dependencies": list(workspace.compute.dependencies),
+                },
+            }
+        ]
+    return args
+
+
+class Databricks(dg.ConfigurableResource):
+    """A Databricks workspace reached with a token; the environment says which catalog,
+    schema, Volume and compute (environments.yaml)."""
+
+    host: str
+    token: str
+    message_interval_seconds: float = 2.0  # how often Pipes messages are read from the Volume
+
+    def settings(self) -> DatabricksWorkspace:
+        workspace = environment_settings().databricks
+        if workspace is None:
+            raise dg.Failure(
+                description="this environment has no databricks: block in environments.yaml",
+                allow_retries=False,
+            )
+        return workspace
+
+    def client(self) -> Any:
+        from databricks.sdk import WorkspaceClient
+
+        return WorkspaceClient(host=self.host, token=self.token, auth_type="pat")
+
+    def ensure_job_script(self, client: Any) -> str:
+        """Upload the job's code to the Volume unless that exact version is there already."""
+        from databricks.sdk.errors import NotFound
+
+        path = job_script_path(self.settings().volume)
+        try:
+            client.files.get_metadata(path)
+        except NotFound:
+            client.files.upload(path, io.BytesIO(JOB_SCRIPT.read_bytes()), overwrite=True)
+        return path
+
+    def run_step(
+        self, context: dg.AssetExecutionContext, step: str, extras: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run one step as one Databricks job run; returns the job's figures and the run's
+        metadata (its URL). Fails, with the job's last lines, if the run does not succeed."""
+        from dagster_databricks.pipes import (
+            PipesDatabricksServerlessClient,
+            PipesUnityCatalogVolumesMessageReader,
+        )
+        from databricks.sdk.service import jobs
+
+        workspace = self.settings()
+        if workspace.compute.kind != "serverless":
+            raise dg.Failure(
+                description="classic clusters exchange Pipes messages through DBFS; this project "
+                "runs them with compute.kind: serverless only (see docs/databricks.md)",
+                allow_retries=False,
+            )
+        client = self.client()
+        self.ensure_job_script(client)
+        asset = context.assets_def.key.to_user_string()
+        token = hashlib.sha256(f"{context.run.run_id}:{asset}:{step}".encode()).hexdigest()[:64]
+        pipes = PipesDatabricksServerlessClient(
+            client=client,
+            volume_path=workspace.volume,
+            poll_interval_seconds=workspace.poll_interval_seconds,
+            message_reader=PipesUnityCatalogVolumesMessageReader(
+                client=client,
+                volume_path=workspace.volume,
+                interval=self.message_interval_seconds,
+            ),
+        )
+        run_name = f"lakehouse {step} {asset} ({context.run.run_id[:8]})"
+        invocation = pipes.run(
+            context=context,
+            extras=extras,
+            task=jobs.SubmitTask.from_dict(submit_task(step, asset, workspace)),
+            submit_args=_sdk_submit_args(
+                submit_args(
+                    workspace, f"lakehouse {step} {asset} ({context.run.run_id[:8]})", token
+                )
+            ),
+        )
+        messages = invocation.get_custom_messages()
+        figures = messages[-1] if messages else {}
+        return figures, dict(invocation.metadata)
+
+
+def _sdk_submit_args(args: dict[str, Any]) -> dict[str, Any]:
+    from databricks.sdk.service import jobs
+
+    out = dict(args)
+    if "environments" in out:
+        out["environments"] = [jobs.JobEnvironment.from_dict(e) for e in out["environments"]]
+    return out
+
+
+def databricks_resource() -> Databricks:
+    """The resource as definitions declare it: host and token from the environment at run time."""
+    workspace = environment_settings().databricks
+    host_env = workspace.host_env if workspace else "DATABRICKS_HOST"
+    token_env = workspace.token_env if workspace else "DATABRICKS_TOKEN"
+    return Databricks(host=dg.EnvVar(host_env), token=dg.EnvVar(token_env))
