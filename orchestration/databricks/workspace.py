@@ -130,11 +130,7 @@ class Databricks(dg.ConfigurableResource):
             context=context,
             extras=extras,
             task=jobs.SubmitTask.from_dict(submit_task(step, asset, workspace)),
-            submit_args=_sdk_submit_args(
-                submit_args(
-                    workspace, f"lakehouse {step} {asset} ({context.run.run_id[:8]})", token
-                )
-            ),
+            submit_args=_sdk_submit_args(submit_args(workspace, run_name, token)),
         )
         messages = invocation.get_custom_messages()
         figures = messages[-1] if messages else {}
