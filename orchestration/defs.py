@@ -25,7 +25,7 @@ from orchestration.schedules import (
     regional_bronze_job,
     regional_bronze_schedule,
 )
-from orchestration.settings import environment_settings
+from orchestration.settings import ConfigurationError, environment_settings
 from orchestration.silver.assets import silver_sensor_readings
 from orchestration.warehouse import Warehouse
 
@@ -34,14 +34,20 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
     """The project's definitions; `resources` replaces default resources by key (tests, demo)."""
     # Configuration errors fail here, when the definitions load (and `dagster definitions
     # validate` in CI), not hours later in a run.
-    environment_settings()
+    settings = environment_settings()
+    engine: dict[str, Any]
+    if settings.engine == "databricks":
+        engine = _databricks_engine()
+    else:
+        engine = {
+            "assets": [*bronze_assets, silver_sensor_readings, *gold_assets],
+            "resources": {},
+        }
     return dg.Definitions(
         assets=[
             *landing_assets,
             edge_fleet,
-            *bronze_assets,
-            silver_sensor_readings,
-            *gold_assets,
+            *engine["assets"],
             *synced_table_assets(),
             *report_assets,
         ],
@@ -70,6 +76,23 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
             "warehouse": Warehouse(),
             "lakebase": Lakebase(),
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
+            **engine["resources"],
             **(resources or {}),
         },
     )
+
+
+def _databricks_engine() -> dict[str, Any]:
+    """The same assets run as Databricks jobs; needs the `databricks` dependency group."""
+    try:
+        from orchestration.databricks import assets
+        from orchestration.databricks.workspace import databricks_resource
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"engine: databricks needs the databricks dependency group ({exc.name} is missing): "
+            "run `uv sync --group databricks`"
+        ) from None
+    return {
+        "assets": [*assets.bronze_assets, assets.silver_sensor_readings, *assets.gold_assets],
+        "resources": {"databricks": databricks_resource()},
+    }

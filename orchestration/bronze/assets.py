@@ -40,7 +40,7 @@ class BronzeConfig(dg.Config):
     )
 
 
-def _targets(context: dg.AssetExecutionContext, scenario: str, landing: LandingZone):
+def partition_targets(context: dg.AssetExecutionContext, scenario: str, landing: LandingZone):
     targets = []
     for key in context.partition_keys:
         if scenario == "regional":
@@ -127,7 +127,7 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
         warehouse: Warehouse,
     ) -> dg.MaterializeResult:
         table = f"bronze_{scenario}"
-        targets = _targets(context, scenario, landing)
+        targets = partition_targets(context, scenario, landing)
         settings = warehouse.settings()
         grace = config.incomplete_grace_minutes
         grace = settings.incomplete_grace_minutes if grace is None else grace

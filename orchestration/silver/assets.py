@@ -101,7 +101,7 @@ def violations(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {e.name: int(v) for e, v in zip(EXPECTATIONS, row or (), strict=True)}
 
 
-def _check(e: Expectation, bad: int, rows: int) -> dg.AssetCheckResult:
+def check_result(e: Expectation, bad: int, rows: int) -> dg.AssetCheckResult:
     severity = (
         dg.AssetCheckSeverity.ERROR
         if e.action == "expect_or_fail"
@@ -163,7 +163,7 @@ def silver_sensor_readings(
         failed = [e for e in EXPECTATIONS if e.action == "expect_or_fail" and counts[e.name]]
         if failed:
             for e in EXPECTATIONS:
-                yield _check(e, counts[e.name], rows)
+                yield check_result(e, counts[e.name], rows)
             summary = ", ".join(f"{e.name}: {counts[e.name]} row(s)" for e in failed)
             raise dg.Failure(
                 description=f"expect_or_fail violated ({summary}); silver {start}..{end} unchanged"
@@ -180,7 +180,7 @@ def silver_sensor_readings(
         figures = per_hour.get(partition_key, HourFigures())
         context.add_asset_metadata(figures.metadata(), partition_key=partition_key)
     for e in EXPECTATIONS:
-        yield _check(e, counts[e.name], rows)
+        yield check_result(e, counts[e.name], rows)
     yield dg.MaterializeResult(
         metadata={
             "table": warehouse.display_name("silver", "sensor_readings"),

@@ -366,6 +366,8 @@ def gold(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dict)
     df = spark.sql(extras["select"], args=params).cache()
     tables.write(extras["table"], df, extras["write"])
     result: dict[str, Any] = {"rows": df.count()}
+    if "status" in df.columns:  # fleet health: who went silent
+        result["silent"] = df.where("status = 'silent'").count()
     if extras.get("partition_column"):
         result["rows_by_hour"] = _hour_counts(df, extras["partition_column"])
     return result

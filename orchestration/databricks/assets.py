@@ -1,0 +1,264 @@
+"""Bronze, silver and gold on Databricks: the same assets (keys, partitions, checks,
+automation) as the DuckDB engine, each run as one Databricks job run through Dagster Pipes."""
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+from botocore.exceptions import BotoCoreError, ClientError
+
+from edge_agent.contract import SCENARIOS
+from orchestration.bronze.assets import (
+    QUARANTINE_CHECK,
+    BronzeConfig,
+    bronze_asset_args,
+    partition_targets,
+)
+from orchestration.bronze.targets import PartitionTarget
+from orchestration.databricks import plan
+from orchestration.databricks.workspace import Databricks
+from orchestration.gold.assets import (
+    FLEET_HEALTH_ARGS,
+    READINGS_ALL_REGIONS_ARGS,
+    SILENT_CHECK,
+    hourly_gold_args,
+)
+from orchestration.landing.objects import LandingObject, list_hour
+from orchestration.resources import LandingZone
+from orchestration.settings import environment_settings
+from orchestration.silver.assets import SILVER_ASSET_ARGS, HourFigures, check_result
+from orchestration.transforms.expectations import EXPECTATIONS
+from orchestration.transforms.gold import GOLD_TABLES, GoldTable
+
+KINDS = {"databricks", "pyspark", "delta"}
+RUN_URL = "Databricks Job Run URL"
+
+
+def _run_metadata(run: dict[str, Any], settings: Any, layer: str, entity: str) -> dict:
+    out: dict[str, Any] = {"table": settings.table_name(layer, entity)}
+    if RUN_URL in run:
+        out["databricks_run_url"] = run[RUN_URL]
+    return out
+
+
+# -- bronze -------------------------------------------------------------------------------
+
+
+def _object_entry(client: Any, target: PartitionTarget, obj: LandingObject) -> dict[str, Any]:
+    """What the job needs to verify and load one object: the sidecar's checksum and rows."""
+    try:
+        body = client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key)["Body"].read()
+        sidecar = json.loads(body)
+    except (ValueError, ClientError, BotoCoreError):
+        sidecar = {}
+    return {
+        "uri": obj.uri,
+        "size": obj.size,
+        "sha256": sidecar.get("content_sha256"),
+        "rows": sidecar.get("row_count"),
+        "partition_key": target.partition_key,
+        "lineage": {
+            "_source_object": obj.uri,
+            "_node_id": sidecar.get("node_id"),
+            "_region": target.region or sidecar.get("region"),
+            "_batch_id": sidecar.get("batch_id"),
+            "_partition_hour": target.hour.isoformat(),
+        },
+    }
+
+
+def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
+    @dg.asset(**bronze_asset_args(scenario, "Delta on Databricks"), kinds={*KINDS, "s3"})
+    def bronze(
+        context: dg.AssetExecutionContext,
+        config: BronzeConfig,
+        landing: LandingZone,
+        databricks: Databricks,
+    ) -> dg.MaterializeResult:
+        settings = environment_settings()
+        targets = partition_targets(context, scenario, landing)
+        grace = config.incomplete_grace_minutes
+        grace = settings.incomplete_grace_minutes if grace is None else grace
+        client = landing.client()
+        before = datetime.now(UTC) - timedelta(minutes=grace)
+        with ThreadPoolExecutor(8) as pool:  # discovery is Dagster's: the exact object list
+            hours = list(pool.map(lambda t: list_hour(client, t.bucket, t.hour, before), targets))
+        listed = [(t, o) for t, h in zip(targets, hours, strict=True) for o in h.objects]
+        if len(listed) > settings.max_files_per_run:
+            raise dg.Failure(
+                description=f"{len(listed)} objects in {len(targets)} partition(s) exceed this "
+                f"environment's max_files_per_run ({settings.max_files_per_run}); "
+                "backfill a smaller range",
+                allow_retries=False,
+            )
+        with ThreadPoolExecutor(16) as pool:
+            objects = list(pool.map(lambda item: _object_entry(client, *item), listed))
+        incomplete = [
+            {"uri": half.uri, "reason": half.reason(), "partition_key": t.partition_key}
+            for t, h in zip(targets, hours, strict=True)
+            for half in h.incomplete
+        ]
+        extras = plan.bronze_extras(
+            settings, f"bronze_{scenario}", targets, objects, config.schema_mode
+        )
+        figures, run = databricks.run_step(context, "bronze", extras)
+        quarantined = [*incomplete, *figures.get("quarantined", [])]
+        rows = figures.get("rows_by_partition", {})
+        loaded = figures.get("objects_by_partition", {})
+        for target in targets:
+            key = target.partition_key
+            context.add_asset_metadata(
+                {
+                    "dagster/row_count": int(rows.get(key, 0)),
+                    "objects_loaded": int(loaded.get(key, 0)),
+                    "objects_quarantined": sum(q["partition_key"] == key for q in quarantined),
+                },
+                partition_key=key,
+            )
+        for q in quarantined:
+            context.log.warning(f"quarantined {q['uri']}: {q['reason']}")
+        listing = "\n".join(f"| {q['uri']} | {q['reason']} |" for q in quarantined)
+        check = dg.AssetCheckResult(
+            check_name=QUARANTINE_CHECK,
+            passed=not quarantined,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "quarantined": len(quarantined),
+                "objects": dg.MetadataValue.md(
+                    "| object | reason |\n|---|---|\n" + listing if listing else "none"
+                ),
+            },
+        )
+        return dg.MaterializeResult(
+            metadata={
+                **_run_metadata(run, settings, "bronze", scenario),
+                "run_rows": sum(int(v) for v in rows.values()),
+                "run_objects": int(figures.get("objects", 0)),
+                "run_objects_quarantined": len(quarantined),
+                "columns_renamed": ", ".join(
+                    f"{a} -> {b}" for a, b in figures.get("renamed_columns", [])
+                )
+                or "none",
+            },
+            check_results=[check],
+        )
+
+    return bronze
+
+
+# -- silver -------------------------------------------------------------------------------
+
+
+@dg.asset(**SILVER_ASSET_ARGS, kinds=KINDS)
+def silver_sensor_readings(
+    context: dg.AssetExecutionContext, databricks: Databricks
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Sensor readings from every scenario, one row per sensor and event time, validated."""
+    settings = environment_settings()
+    start, end = context.partition_time_window
+    figures, run = databricks.run_step(context, "silver", plan.silver_extras(settings, start, end))
+    counts = {e.name: int(figures.get("violations", {}).get(e.name, 0)) for e in EXPECTATIONS}
+    rows = int(figures.get("rows_in", 0)) - int(figures.get("duplicates", 0))
+    for e in EXPECTATIONS:
+        yield check_result(e, counts[e.name], rows)
+    if figures.get("blocked"):
+        failed = [e for e in EXPECTATIONS if e.action == "expect_or_fail" and counts[e.name]]
+        summary = ", ".join(f"{e.name}: {counts[e.name]} row(s)" for e in failed)
+        raise dg.Failure(
+            description=f"expect_or_fail violated ({summary}); silver {start}..{end} unchanged"
+        )
+    per_hour: dict[str, HourFigures] = {}
+    for hour, count in figures.get("rows_in_by_hour", []):
+        per_hour.setdefault(_key(hour), HourFigures()).rows_in = int(count)
+    for hour, count in figures.get("kept_by_hour", []):
+        hour_figures = per_hour.setdefault(_key(hour), HourFigures())
+        hour_figures.duplicates = hour_figures.rows_in - int(count)
+    for hour, scenario, count in figures.get("written_by_hour", []):
+        hour_figures = per_hour.setdefault(_key(hour), HourFigures())
+        hour_figures.by_scenario[scenario] = int(count)
+        hour_figures.written += int(count)
+    for partition_key in context.partition_keys:
+        context.add_asset_metadata(
+            per_hour.get(partition_key, HourFigures()).metadata(), partition_key=partition_key
+        )
+    yield dg.MaterializeResult(
+        metadata={
+            **_run_metadata(run, settings, "silver", "sensor_readings"),
+            "run_partitions": len(context.partition_keys),
+            "run_rows_from_bronze": int(figures.get("rows_in", 0)),
+            "run_rows_written": sum(p.written for p in per_hour.values()),
+        }
+    )
+
+
+def _key(iso_hour: str) -> str:
+    return datetime.fromisoformat(iso_hour).strftime("%Y-%m-%d-%H:%M")
+
+
+# -- gold ---------------------------------------------------------------------------------
+
+
+def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
+    @dg.asset(**hourly_gold_args(spec), kinds=KINDS)
+    def gold(context: dg.AssetExecutionContext, databricks: Databricks) -> dg.MaterializeResult:
+        settings = environment_settings()
+        start, end = context.partition_time_window
+        extras = plan.hourly_gold_extras(settings, spec, start, end)
+        figures, run = databricks.run_step(context, "gold", extras)
+        by_hour = {_key(h): int(n) for h, n in figures.get("rows_by_hour", [])}
+        for partition_key in context.partition_keys:
+            context.add_asset_metadata(
+                {"dagster/row_count": by_hour.get(partition_key, 0)}, partition_key=partition_key
+            )
+        return dg.MaterializeResult(
+            metadata={
+                **_run_metadata(run, settings, "gold", spec.entity),
+                "run_partitions": len(context.partition_keys),
+                "run_rows_written": sum(by_hour.values()),
+            }
+        )
+
+    return gold
+
+
+@dg.asset(**FLEET_HEALTH_ARGS, kinds=KINDS)
+def fleet_health(
+    context: dg.AssetExecutionContext, databricks: Databricks
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    settings = environment_settings()
+    figures, run = databricks.run_step(context, "gold", plan.fleet_health_extras(settings))
+    silent = int(figures.get("silent", 0))
+    yield dg.AssetCheckResult(
+        check_name=SILENT_CHECK,
+        passed=not silent,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"silent_sensors": silent, "silent_after_hours": settings.silent_after_hours},
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **_run_metadata(run, settings, "gold", "fleet_health"),
+            "dagster/row_count": int(figures.get("rows", 0)),
+        }
+    )
+
+
+@dg.asset(**READINGS_ALL_REGIONS_ARGS, kinds=KINDS)
+def readings_all_regions(
+    context: dg.AssetExecutionContext, databricks: Databricks
+) -> dg.MaterializeResult:
+    settings = environment_settings()
+    _, run = databricks.run_step(context, "gold", plan.readings_all_regions_extras(settings))
+    return dg.MaterializeResult(
+        metadata=_run_metadata(run, settings, "gold", "readings_all_regions")
+    )
+
+
+bronze_assets = [build_bronze_asset(scenario) for scenario in SCENARIOS]
+gold_assets = [
+    *(build_hourly_gold(spec) for spec in GOLD_TABLES),
+    fleet_health,
+    readings_all_regions,
+]
