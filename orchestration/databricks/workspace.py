@@ -67,6 +67,7 @@ class Databricks(dg.ConfigurableResource):
     host: str
     token: str
     message_interval_seconds: float = 2.0  # how often Pipes messages are read from the Volume
+    poll_interval_seconds: float | None = None  # run state polling (default: the environment's)
 
     def settings(self) -> DatabricksWorkspace:
         workspace = environment_settings().databricks
@@ -118,7 +119,7 @@ class Databricks(dg.ConfigurableResource):
         pipes = PipesDatabricksServerlessClient(
             client=client,
             volume_path=workspace.volume,
-            poll_interval_seconds=workspace.poll_interval_seconds,
+            poll_interval_seconds=self.poll_interval_seconds or workspace.poll_interval_seconds,
             message_reader=PipesUnityCatalogVolumesMessageReader(
                 client=client,
                 volume_path=workspace.volume,

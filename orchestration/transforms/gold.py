@@ -42,8 +42,9 @@ GOLD_TABLES: tuple[GoldTable, ...] = (
         "sensor_hourly_stats",
         ("sensor_id", "hour"),
         "Per sensor and hour: readings, min/avg/max of each metric, anomaly rate.",
-        f"SELECT sensor_id, _partition_hour AS hour, any_value(node_id) AS node_id, "
-        f"any_value(region) AS region, count(*) AS readings, {_stats()}, "
+        # The node and region of the latest reading: deterministic on both engines.
+        "SELECT sensor_id, _partition_hour AS hour, arg_max(node_id, event_time) AS node_id, "
+        f"arg_max(region, event_time) AS region, count(*) AS readings, {_stats()}, "
         "sum(coalesce(anomaly_flag, 0)) AS anomalies, "
         "avg(coalesce(anomaly_flag, 0))::DOUBLE AS anomaly_rate "
         f"FROM silver_sensor_readings WHERE {WINDOW} GROUP BY sensor_id, hour",
@@ -72,7 +73,7 @@ GOLD_TABLES: tuple[GoldTable, ...] = (
 def fleet_health_select(silent_after_hours: int) -> str:
     """Last reading per node and sensor, readings in the last 24 h, and who went silent."""
     return (
-        "SELECT node_id, sensor_id, any_value(region) AS region, "
+        "SELECT node_id, sensor_id, arg_max(region, event_time) AS region, "
         "max(event_time) AS last_reading_at, "
         "arg_max(temperature, event_time) AS last_temperature, "
         "count(*) FILTER (WHERE event_time >= current_timestamp - INTERVAL 24 HOUR) "

@@ -14,6 +14,7 @@ no Delta jars here) and `LAKEHOUSE_LOCAL_VOLUMES` maps `/Volumes/...` to a local
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -208,6 +209,47 @@ def _verify(spark: SparkSession, objects: list[dict[str, Any]], paths: dict[str,
     return good, quarantined
 
 
+def _with_path(df: DataFrame) -> DataFrame:
+    return df.withColumn("_path", _normalized(F.col("_metadata.file_path")))
+
+
+def _read_objects(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, dict[str, str]]:
+    """All objects as one DataFrame (with `_path`), and the objects whose columns cannot join.
+
+    One merged scan when the files agree. Otherwise file by file: a column typed differently
+    takes the most common type; a file whose differing column holds only NULLs (an all-NULL
+    column written as Parquet's null type) is cast, any other file is left out with why.
+    """
+    with contextlib.suppress(Exception):  # Spark raises several kinds for incompatible files
+        return _with_path(spark.read.option("mergeSchema", "true").parquet(*paths)), {}
+    frames = [(path, spark.read.parquet(path)) for path in paths]
+    seen: dict[str, list[Any]] = {}
+    for _, df in frames:
+        for f in df.schema.fields:
+            seen.setdefault(f.name, []).append(f.dataType)
+    wanted = {name: max(set(types), key=types.count) for name, types in seen.items()}
+    joined, unreconciled = None, {}
+    for path, df in frames:
+        for f in df.schema.fields:
+            if f.dataType == wanted[f.name]:
+                continue
+            if df.where(F.col(f.name).isNotNull()).limit(1).count():
+                unreconciled[_normal(path)] = (
+                    f"column {f.name} is {f.dataType.simpleString()}, "
+                    f"other objects have {wanted[f.name].simpleString()}"
+                )
+                break
+            df = df.withColumn(f.name, F.col(f.name).cast(wanted[f.name]))
+        else:
+            framed = _with_path(spark.read.parquet(path)).select(
+                *[F.col(c).cast(wanted[c]).alias(c) for c in df.columns], "_path"
+            )
+            joined = framed if joined is None else joined.unionByName(framed, True)
+    if joined is None:
+        joined = _with_path(frames[0][1]).limit(0)
+    return joined, unreconciled
+
+
 def _reconcile(df: DataFrame, existing: list[str] | None, mode: str) -> tuple[DataFrame, list]:
     """Auto Loader's schema modes against the bronze table's current data columns."""
     renamed = []
@@ -250,11 +292,12 @@ def bronze(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dic
                 "_path string, _source_object string, _node_id string, _region string, "
                 "_batch_id string, _partition_hour timestamp",
             )
-            data = (
-                spark.read.option("mergeSchema", "true")
-                .parquet(*[paths[o["uri"]] for o in good])
-                .withColumn("_path", _normalized(F.col("_metadata.file_path")))
-            )
+            data, unreconciled = _read_objects(spark, [paths[o["uri"]] for o in good])
+            for obj in list(good):
+                if _normal(paths[obj["uri"]]) in unreconciled:
+                    good.remove(obj)
+                    why = unreconciled[_normal(paths[obj["uri"]])]
+                    quarantined.append((obj, f"schema cannot be reconciled: {why}"))
             counts = {r["_path"]: r["count"] for r in data.groupBy("_path").count().collect()}
             for obj in list(good):  # rows must agree with the sidecar, like the local path
                 rows = counts.get(_normal(paths[obj["uri"]]), 0)

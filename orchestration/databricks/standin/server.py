@@ -157,6 +157,9 @@ class Workspace:
         for line in process.stdout:
             run.log.append(line.rstrip())
         code = process.wait()
+        logs = self.root / "runs"
+        logs.mkdir(exist_ok=True)
+        (logs / f"{run.run_id}.log").write_text("\n".join(run.log) + "\n")
         if timer:
             timer.cancel()
         run.ended_at = time.time()
@@ -167,9 +170,8 @@ class Workspace:
         elif code == 0:
             run.state, run.result = "TERMINATED", "SUCCESS"
         else:
-            tail = " | ".join(line for line in run.log[-5:] if line)
             run.state, run.result = "TERMINATED", "FAILED"
-            run.message = f"task exited with {code}: {tail}"[-2000:]
+            run.message = f"task exited with {code}: {_error_line(run.log)}"[:2000]
 
     def _timeout(self, run: Run) -> None:
         run.result, run.message = "TIMEDOUT", "run exceeded its timeout_seconds"
@@ -186,6 +188,18 @@ class Workspace:
         if run_id not in self.runs:
             raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"run {run_id} does not exist")
         return self.runs[run_id]
+
+
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Failure)\b")
+
+
+def _error_line(log: list[str]) -> str:
+    """The Python exception the task died of, as a notebook's error cell shows it."""
+    causes = [line for line in log if line.startswith("Caused by: ")]
+    for line in reversed(log):
+        if _EXCEPTION.match(line):
+            return line + (f" ({causes[0][:600]})" if causes else "")
+    return " | ".join(line for line in log[-3:] if line)
 
 
 Route = Callable[["Handler", dict[str, str], dict[str, Any]], Any]
