@@ -32,7 +32,7 @@ from orchestration.transforms.gold import GOLD_TABLES
 from tests.conftest import bucket
 from tests.lakehouse import NOW, hour_key, put_object, reading, resources
 
-TOKEN = "standin-token-0123456789"  # noqa: S105 (the stand-in's own, for this test only)
+TOKEN = "standin-token-0123456789"  # the stand-in's own, for this test only
 EARLIER = NOW - timedelta(hours=1)
 
 
