@@ -7,5 +7,5 @@ import sqlglot
 
 def to_databricks(sql: str) -> str:
     """The Databricks SQL for one DuckDB statement; `$name` parameters become `:name`."""
-    (statement,) = sqlglot.transpile(sql, read="duckdb", write="databricks")
+    (statement,) = sqlglot.transpile(sql, read="duckdb", write="databricks", pretty=True)
     return statement
