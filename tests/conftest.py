@@ -182,3 +182,19 @@ def lakebase_db(postgres_dsn: str) -> Iterator[str]:
     yield with_database(postgres_dsn, name)
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+# A skipped test is not a passing test: any skip fails the session, except tests marked `live`
+# (they need a real Databricks workspace and run only when one is configured).
+_UNEXPECTED_SKIPS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "live" not in report.keywords:
+        _UNEXPECTED_SKIPS.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _UNEXPECTED_SKIPS and exitstatus == 0:
+        print(f"\nskipped tests fail the suite (only `live` tests may skip): {_UNEXPECTED_SKIPS}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -15,7 +15,6 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from orchestration.bronze.targets import PartitionTarget
@@ -23,7 +22,7 @@ from orchestration.databricks import plan
 from orchestration.databricks.plan_cli import main as plan_main
 from orchestration.settings import environment_settings, load_environments
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "databricks_statements.json"
+SNAPSHOT = Path(__file__).parent / "snapshots" / "databricks_statements.sql"
 START, END = datetime(2026, 11, 25, 10, tzinfo=UTC), datetime(2026, 11, 25, 12, tzinfo=UTC)
 ROOT = Path(__file__).parent.parent
 
@@ -45,16 +44,33 @@ def _generated() -> str:
         "bronze/regional": plan.bronze_extras(settings, "bronze_regional", regional, [], "rescue"),
     }
     statements = json.loads(plan.all_statements(settings, START, END))
-    return json.dumps({**bronze, **statements}, indent=1, sort_keys=True) + "\n"
+    return {**bronze, **statements}
+
+
+def _render(generated: dict[str, dict]) -> str:
+    """One reviewable text: each statement as SQL, each write spec as one JSON line."""
+    out = []
+    for asset, extras in sorted(generated.items()):
+        for field in ("select", "dedup", "violations", "kept"):
+            if field in extras:
+                out.append(f"-- {asset}: {field}\n{extras[field]};\n")
+        for scenario, select in sorted(extras.get("selects", {}).items()):
+            out.append(f"-- {asset}: select from bronze_{scenario}\n{select};\n")
+        if "write" in extras:
+            out.append(
+                f"-- {asset}: Delta write\n-- {json.dumps(extras['write'], sort_keys=True)}\n"
+            )
+        if extras.get("view"):
+            out.append(f"-- {asset}: CREATE OR REPLACE VIEW over the select above\n")
+    return "\n".join(out)
 
 
 def test_generated_databricks_statements_match_the_snapshot() -> None:
-    generated = _generated()
+    pinned = _generated()
     if os.environ.get("UPDATE_SNAPSHOTS"):
-        SNAPSHOT.write_text(generated)
-    assert SNAPSHOT.read_text() == generated, "generated Databricks SQL changed: review, then " \
-        "refresh with UPDATE_SNAPSHOTS=1"  # fmt: skip
-    pinned = json.loads(generated)
+        SNAPSHOT.write_text(_render(pinned))
+    assert SNAPSHOT.read_text() == _render(pinned), "generated Databricks SQL changed: review, " \
+        "then refresh with UPDATE_SNAPSHOTS=1"  # fmt: skip
     # Delta-only statements local Spark cannot run, pinned here.
     assert pinned["gold/sensor_hourly_stats"]["write"] == {
         "mode": "overwrite",
