@@ -40,7 +40,12 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
         engine = _databricks_engine()
     else:
         engine = {
-            "assets": [*bronze_assets, silver_sensor_readings, *gold_assets],
+            "assets": [
+                *bronze_assets,
+                silver_sensor_readings,
+                *gold_assets,
+                *synced_table_assets(),
+            ],
             "resources": {},
         }
     return dg.Definitions(
@@ -48,7 +53,6 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
             *landing_assets,
             edge_fleet,
             *engine["assets"],
-            *synced_table_assets(),
             *report_assets,
         ],
         jobs=[
@@ -86,6 +90,7 @@ def _databricks_engine() -> dict[str, Any]:
     """The same assets run as Databricks jobs; needs the `databricks` dependency group."""
     try:
         from orchestration.databricks import assets
+        from orchestration.databricks.serving import serving_assets
         from orchestration.databricks.workspace import databricks_resource
     except ImportError as exc:
         raise ConfigurationError(
@@ -93,6 +98,11 @@ def _databricks_engine() -> dict[str, Any]:
             "run `uv sync --group databricks`"
         ) from None
     return {
-        "assets": [*assets.bronze_assets, assets.silver_sensor_readings, *assets.gold_assets],
+        "assets": [
+            *assets.bronze_assets,
+            assets.silver_sensor_readings,
+            *assets.gold_assets,
+            *serving_assets(),
+        ],
         "resources": {"databricks": databricks_resource()},
     }

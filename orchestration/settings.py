@@ -85,6 +85,8 @@ class DatabricksWorkspace(BaseModel):
     usd_per_dbu: float = Field(default=0.55, gt=0)  # for the cost report's compute line
     timeout_seconds: int = Field(default=3600, gt=0)  # per job run
     poll_interval_seconds: float = Field(default=5, gt=0)
+    # Unity Catalog: the storage credential behind the landing buckets' external locations.
+    storage_credential: str = "edge_landing"
     readers_group: str = "lakehouse_readers"  # granted SELECT on the environment's schema
     app_role: str = "lakehouse_app"  # the Lakebase application's principal
 

@@ -1,5 +1,7 @@
 """`lakebase/<table>`: warehouse tables synced into Postgres, one asset per workload entry."""
 
+from typing import Any
+
 import dagster as dg
 
 from orchestration.automation import on_upstream_change
@@ -47,12 +49,12 @@ def _metadata(result: SyncResult, lakebase: Lakebase, schema: str) -> dict:
     }
 
 
-def build_synced_table(spec: TableToSync) -> dg.AssetsDefinition:
-    @dg.asset(
+def synced_table_args(spec: TableToSync) -> dict[str, Any]:
+    """What a synced table asset is, on either engine (all but its compute and kinds)."""
+    return dict(
         key=spec.asset_key,
         deps=[spec.source_asset_key],
         group_name="lakebase",
-        kinds={"postgres"},
         pool="warehouse",  # reads (and, incrementally, writes) the DuckDB file
         automation_condition=_automation(spec),
         metadata={
@@ -62,6 +64,10 @@ def build_synced_table(spec: TableToSync) -> dg.AssetsDefinition:
         },
         description=f"{spec.name} kept in Postgres ({spec.scheduling_policy.value} sync).",
     )
+
+
+def build_synced_table(spec: TableToSync) -> dg.AssetsDefinition:
+    @dg.asset(**synced_table_args(spec), kinds={"postgres"})
     def synced(
         context: dg.AssetExecutionContext, warehouse: Warehouse, lakebase: Lakebase
     ) -> dg.MaterializeResult:

@@ -41,27 +41,37 @@ def bundle_resources(
             "logical_database_name": database,
             "spec": spec,
         }
-    return {
-        "resources": {
-            "database_instances": {
-                "lakebase": {
-                    "name": instance_name,
-                    "capacity": f"CU_{cu}",
-                    "node_count": 1 + instance.number_of_readable_secondaries,
-                    "enable_readable_secondaries": instance.number_of_readable_secondaries > 0,
-                }
-            },
-            "database_catalogs": {
-                "lakebase_catalog": {
-                    "name": catalog,
-                    "database_instance_name": instance_name,
-                    "database_name": database,
-                    "create_database_if_not_exists": True,
-                }
-            },
-            "synced_database_tables": tables,
-        }
+    resources: dict[str, Any] = {
+        "database_instances": {
+            "lakebase": {
+                "name": instance_name,
+                "capacity": f"CU_{cu}",
+                "node_count": 1 + instance.number_of_readable_secondaries,
+                "enable_readable_secondaries": instance.number_of_readable_secondaries > 0,
+            }
+        },
+        "database_catalogs": {
+            "lakebase_catalog": {
+                "name": catalog,
+                "database_instance_name": instance_name,
+                "database_name": database,
+                "create_database_if_not_exists": True,
+            }
+        },
+        "synced_database_tables": tables,
     }
+    if settings.databricks is not None:  # the schema and its grants, from the same settings
+        resources["schemas"] = {
+            "lakehouse": {
+                "catalog_name": settings.catalog,
+                "name": settings.schema,
+                "grants": [
+                    {"principal": p, "privileges": ["USE_SCHEMA", "SELECT"]}
+                    for p in (settings.databricks.readers_group, settings.databricks.app_role)
+                ],
+            }
+        }
+    return {"resources": resources}
 
 
 def bundle_yaml(workload: Workload, settings: EnvironmentSettings) -> str:

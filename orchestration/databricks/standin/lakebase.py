@@ -26,7 +26,9 @@ class LakebaseState:
         }
         self.pipelines: dict[str, str] = {}  # pipeline id -> synced table name
         self.credentials: dict[str, float] = {}  # token -> expiry
+        self.credential_ttl_seconds = 3600.0
         self.lock = threading.Lock()
+        self.sync_lock = threading.Lock()  # one sync at a time, as a pipeline runs one update
 
     def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         name = body["name"]
@@ -36,7 +38,9 @@ class LakebaseState:
             created = dict(body)
             if kind == "instances":
                 created |= {"state": "AVAILABLE", "uid": uuid.uuid4().hex,
-                            "read_write_dns": "127.0.0.1"}  # fmt: skip
+                            "read_write_dns": self._postgres_host()}  # fmt: skip
+            if kind == "catalogs" and body.get("create_database_if_not_exists"):
+                self._create_database(body["database_name"])
             if kind == "synced_tables":
                 pipeline = uuid.uuid4().hex
                 self.pipelines[pipeline] = name
@@ -45,26 +49,57 @@ class LakebaseState:
                     "pipeline_id": pipeline,
                 }
             self.objects[kind][name] = created
-        if kind == "synced_tables":
-            self._sync(name)
+        if kind == "synced_tables":  # the initial snapshot, as the service starts it
+            threading.Thread(target=self._sync, args=(name,), daemon=True).start()
         return created
+
+    def _postgres_host(self) -> str:
+        if self.postgres_dsn is None:
+            return "127.0.0.1"
+        from psycopg.conninfo import conninfo_to_dict
+
+        return str(conninfo_to_dict(self.postgres_dsn).get("host") or "127.0.0.1")
+
+    def _database_dsn(self, database: str) -> str | None:
+        if self.postgres_dsn is None:
+            return None
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        return make_conninfo(**{**conninfo_to_dict(self.postgres_dsn), "dbname": database})
+
+    def _create_database(self, database: str) -> None:
+        if self.postgres_dsn is None:
+            return
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.postgres_dsn, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
+            if exists.fetchone() is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
     def get(self, kind: str, name: str) -> dict[str, Any]:
         return self.objects[kind][name]
 
     def start_update(self, pipeline_id: str, body: dict[str, Any]) -> dict[str, Any]:
         name = self.pipelines[pipeline_id]
+        status = self.objects["synced_tables"][name]["data_synchronization_status"]
+        status["detailed_state"] = "SYNCED_TABLE_UPDATING"  # before this call returns
         threading.Thread(target=self._sync, args=(name,), daemon=True).start()
         return {"update_id": uuid.uuid4().hex}
 
     def credential(self, body: dict[str, Any]) -> dict[str, Any]:
         token = secrets.token_urlsafe(24)
-        expires = time.time() + 3600
+        expires = time.time() + self.credential_ttl_seconds
         self.credentials[token] = expires
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
         return {"token": token, "expiration_time": stamp}
 
     def _sync(self, name: str) -> None:
+        with self.sync_lock:
+            self._sync_one(name)
+
+    def _sync_one(self, name: str) -> None:
         table = self.objects["synced_tables"][name]
         status = table["data_synchronization_status"]
         status["detailed_state"] = "SYNCED_TABLE_UPDATING"
@@ -86,11 +121,12 @@ class LakebaseState:
         source = table["spec"]["source_table_full_name"]  # catalog.schema.table
         catalog, schema, name = source.split(".")
         data = pq.read_table(self.tables / catalog / schema / name)
-        if self.postgres_dsn is None:
+        dsn = self._database_dsn(table["logical_database_name"])
+        if dsn is None:
             return data.num_rows
         target_schema, target = table["name"].split(".")[1:]
         columns = data.column_names
-        with psycopg.connect(self.postgres_dsn) as conn:
+        with psycopg.connect(dsn) as conn:
             conn.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target_schema))
             )

@@ -100,6 +100,8 @@ class Workspace:
         self.unity = UnityCatalogState()
         self.lakebase = LakebaseState(self.tables, postgres_dsn)
         self.host = ""
+        # The identity the token belongs to; the Lakebase role of the same name logs in.
+        self.user_name = "postgres"
 
     # -- files ---------------------------------------------------------------------------
     def local(self, path: str) -> Path:
@@ -474,6 +476,11 @@ def _start_update(h: Handler, p: dict[str, str], body: dict) -> Any:
 @route("POST", r"/api/2.0/database/credentials")
 def _credential(h: Handler, _: dict[str, str], body: dict) -> Any:
     return _lakebase(h).credential(body)
+
+
+@route("GET", r"/api/2.0/preview/scim/v2/Me")
+def _me(h: Handler, _: dict[str, str], __: dict) -> Any:
+    return {"id": "1", "userName": h.workspace.user_name}
 
 
 @contextmanager
