@@ -27,6 +27,7 @@ from orchestration.databricks import assets as databricks_assets
 from orchestration.databricks.standin.server import Workspace, serve
 from orchestration.databricks.workspace import Databricks
 from orchestration.gold.assets import build_hourly_gold
+from orchestration.reports.assets import pipeline_cost
 from orchestration.silver.assets import silver_sensor_readings
 from orchestration.transforms.gold import GOLD_TABLES
 from tests.conftest import bucket
@@ -159,10 +160,22 @@ def test_databricks_path_on_local_spark_equals_duckdb(
     bronze_result = _run(bronze, db_res, instance)
     spark_silver = _run([databricks_assets.silver_sensor_readings], db_res, instance)
     _run(databricks_assets.gold_assets[: len(GOLD_TABLES)], db_res, instance)
+    cost = dg.materialize([pipeline_cost], resources={**db_res, "warehouse": res["warehouse"]},
+                          instance=instance)  # fmt: skip
 
     # One Databricks job run per asset per Dagster run, whatever the number of hours.
     assert len(standin.runs) == 2 + 1 + len(GOLD_TABLES)
     assert all(r.result == "SUCCESS" for r in standin.runs.values())
+
+    # The pipeline cost prices each job run's duration (from the Jobs API) in DBUs.
+    compute = cost.asset_materializations_for_node(pipeline_cost.op.name)[0].metadata
+    seconds = sum((r.ended_at or 0) - (r.started_at or 0) for r in standin.runs.values())
+    assert compute["databricks_job_runs"].value == len(standin.runs)
+    assert compute["databricks_run_seconds"].value == pytest.approx(
+        seconds, abs=0.1 * len(standin.runs)
+    )
+    assert compute["databricks_usd"].value == pytest.approx(
+        compute["databricks_run_seconds"].value / 3600 * 4.0 * 0.55, rel=1e-3)  # fmt: skip
 
     # Bronze: the same objects quarantined, for the same reasons, on both engines.
     assert _quarantined(bronze_result) == _quarantined(duck_bronze)

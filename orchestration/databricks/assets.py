@@ -34,14 +34,10 @@ from orchestration.transforms.expectations import EXPECTATIONS
 from orchestration.transforms.gold import GOLD_TABLES, GoldTable
 
 KINDS = {"databricks", "pyspark", "delta"}
-RUN_URL = "Databricks Job Run URL"
 
 
 def _run_metadata(run: dict[str, Any], settings: Any, layer: str, entity: str) -> dict:
-    out: dict[str, Any] = {"table": settings.table_name(layer, entity)}
-    if RUN_URL in run:
-        out["databricks_run_url"] = run[RUN_URL]
-    return out
+    return {"table": settings.table_name(layer, entity), **run}
 
 
 # -- bronze -------------------------------------------------------------------------------

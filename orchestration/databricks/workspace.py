@@ -135,7 +135,24 @@ class Databricks(dg.ConfigurableResource):
         )
         messages = invocation.get_custom_messages()
         figures = messages[-1] if messages else {}
-        return figures, dict(invocation.metadata)
+        run_id = invocation.metadata["Databricks Job Run ID"]
+        run_id = int(getattr(run_id, "value", run_id))
+        return figures, run_metadata(client.jobs.get_run(run_id))
+
+
+def run_metadata(run: Any) -> dict[str, Any]:
+    """What a materialization records of its Databricks job run: id, link and duration (the
+    pipeline cost report prices the duration as compute)."""
+    seconds = (run.run_duration or 0) / 1000
+    if not seconds and run.end_time and run.start_time:
+        seconds = (run.end_time - run.start_time) / 1000
+    metadata: dict[str, Any] = {
+        "databricks_run_id": str(run.run_id),
+        "databricks_run_seconds": round(seconds, 3),
+    }
+    if run.run_page_url:
+        metadata["databricks_run_url"] = dg.MetadataValue.url(run.run_page_url)
+    return metadata
 
 
 def _sdk_submit_args(args: dict[str, Any]) -> dict[str, Any]:

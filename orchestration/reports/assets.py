@@ -7,6 +7,7 @@ import dagster as dg
 import psycopg
 from pydantic import Field
 
+from edge_agent.contract import SCENARIOS
 from orchestration.home import write_private
 from orchestration.lakebase import cost
 from orchestration.lakebase.bundle import bundle_resources, bundle_yaml
@@ -14,11 +15,23 @@ from orchestration.lakebase.convert import convert_folder, prove, write_converte
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.workload import load_workload, synced_asset_keys
 from orchestration.output import bar_chart, markdown_table, reports_directory, write_json
+from orchestration.reports.databricks_compute import databricks_compute
 from orchestration.reports.query_load import query_load
 from orchestration.resources import LandingZone
+from orchestration.settings import environment_settings
+from orchestration.transforms.gold import GOLD_TABLES
 from orchestration.warehouse import Warehouse, table_exists
 
 SYNCED = synced_asset_keys()
+# The assets whose runs are compute on the Databricks engine.
+COMPUTED = [
+    *(dg.AssetKey(["bronze", s]) for s in SCENARIOS),
+    dg.AssetKey(["silver", "sensor_readings"]),
+    *(dg.AssetKey(["gold", g.entity]) for g in GOLD_TABLES),
+    dg.AssetKey(["gold", "fleet_health"]),
+    dg.AssetKey(["gold", "readings_all_regions"]),
+    *SYNCED,
+]
 S3_PRICES = {"storage_gb_month": 0.023, "put_per_1000": 0.005, "get_per_1000": 0.0004}
 
 
@@ -133,18 +146,36 @@ def _compute_seconds(instance: dg.DagsterInstance, runs: int = 500) -> dict[str,
     return dict(sorted(seconds.items(), key=lambda kv: -kv[1]))
 
 
+def _databricks_metadata(compute: dict[str, Any] | None) -> dict[str, Any]:
+    if compute is None:
+        return {}
+    return {
+        "databricks_job_runs": compute["job_runs"],
+        "databricks_run_seconds": compute["seconds"],
+        "databricks_dbu": compute["dbu"],
+        "databricks_usd": compute["usd"],
+        "databricks_seconds_by_asset": dg.MetadataValue.md(
+            bar_chart(dict(list(compute["seconds_by_asset"].items())[:15]), " s")
+        ),
+    }
+
+
 @dg.asset(key=["reports", "pipeline_cost"], group_name="reports", kinds={"s3", "json"})
 def pipeline_cost(
     context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """S3 storage and requests per landing bucket, and compute time per asset from run history."""
     client = landing.client()
-    loads = _loads_per_bucket(warehouse)
+    settings = environment_settings()
+    # DuckDB records each loaded object; on Databricks each listed object (data and sidecar) is
+    # taken to be read once.
+    loads = _loads_per_bucket(warehouse) if settings.engine == "duckdb" else None
     buckets = {}
     for scenario, names in landing.buckets().items():
         for bucket in names:
             usage = _bucket_usage(client, bucket)
-            gets = 2 * loads.get(bucket, 0)  # bronze reads each object and its sidecar once
+            # bronze reads each object and its sidecar once
+            gets = 2 * loads.get(bucket, 0) if loads is not None else usage["objects"]
             buckets[bucket] = {
                 "scenario": scenario, **usage,
                 "put_requests": usage["objects"], "get_requests": gets,
@@ -153,8 +184,13 @@ def pipeline_cost(
                 + gets / 1000 * S3_PRICES["get_per_1000"],
             }  # fmt: skip
     compute = _compute_seconds(context.instance)
-    path = write_json("pipeline_cost", {"buckets": buckets, "compute_seconds": compute,
-                                        "s3_prices": S3_PRICES})  # fmt: skip
+    workspace = settings.databricks
+    databricks = None
+    if workspace is not None:  # engine: databricks: job runs priced in DBUs
+        databricks = databricks_compute(context.instance, COMPUTED, workspace)
+    report = {"buckets": buckets, "compute_seconds": compute, "databricks": databricks,
+              "s3_prices": S3_PRICES}  # fmt: skip
+    path = write_json("pipeline_cost", report)
     table = markdown_table(
         ["bucket", "scenario", "objects", "MB", "PUT", "GET", "USD/month"],
         [[b, u["scenario"], u["objects"], f"{u['bytes'] / 1e6:.2f}", u["put_requests"],
@@ -169,6 +205,7 @@ def pipeline_cost(
             "s3_objects": sum(u["objects"] for u in buckets.values()),
             "s3_bytes": sum(u["bytes"] for u in buckets.values()),
             "compute_seconds": round(sum(compute.values()), 1),
+            **_databricks_metadata(databricks),
             "json": dg.MetadataValue.path(str(path)),
         }
     )
