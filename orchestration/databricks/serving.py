@@ -58,8 +58,9 @@ def build_synced_table(spec: TableToSync) -> dg.AssetsDefinition:
     key=UNITY_KEY,
     group_name="databricks",
     kinds={"databricks", "unity_catalog"},
-    automation_condition=dg.AutomationCondition.on_missing(),
-    description="Catalog, schema, landing external locations and grants, applied idempotently.",
+    description="Catalog, schema, landing external locations and grants, applied idempotently. "
+    "Materialize it once per environment and after changing regions or principals (a deploy "
+    "step can run `dagster asset materialize --select databricks/unity_catalog`).",
 )
 def unity_catalog(databricks: Databricks, landing: LandingZone) -> dg.MaterializeResult:
     settings = environment_settings()
