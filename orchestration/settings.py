@@ -83,6 +83,10 @@ class DatabricksWorkspace(BaseModel):
     volume: str = Field(pattern=r"^/Volumes/[^/]+/[^/]+/[^/]+$")
     compute: DatabricksCompute = DatabricksCompute()
     usd_per_dbu: float = Field(default=0.55, gt=0)  # for the cost report's compute line
+    # Who discovers landing objects for bronze: Dagster (the exactly-once digests, sidecar
+    # checks, quarantine; the default) or Auto Loader (cloudFiles, availableNow, its own
+    # checkpoint; see docs/databricks.md for what that trades away).
+    bronze_discovery: Literal["dagster", "autoloader"] = "dagster"
     timeout_seconds: int = Field(default=3600, gt=0)  # per job run
     poll_interval_seconds: float = Field(default=5, gt=0)
     # Unity Catalog: the storage credential behind the landing buckets' external locations.

@@ -60,6 +60,9 @@ def _render(generated: dict[str, dict]) -> str:
             out.append(
                 f"-- {asset}: Delta write\n-- {json.dumps(extras['write'], sort_keys=True)}\n"
             )
+        if extras.get("step") == "bronze_autoloader":
+            stream = {k: extras[k] for k in ("sources", "options", "checkpoint", "trigger")}
+            out.append(f"-- {asset}: Auto Loader stream\n-- {json.dumps(stream, sort_keys=True)}\n")
         if extras.get("view"):
             out.append(f"-- {asset}: CREATE OR REPLACE VIEW over the select above\n")
     return "\n".join(out)
@@ -85,6 +88,11 @@ def test_generated_databricks_statements_match_the_snapshot() -> None:
         "_partition_hour IN (TIMESTAMP '2026-11-25 10:00:00', TIMESTAMP '2026-11-25 11:00:00')"
     )
     assert "_region = 'eu-west-1'" in pinned["bronze/regional"]["write"]["options"]["replaceWhere"]
+    autoloader = pinned["bronze/raw (autoloader)"]
+    assert autoloader["trigger"] == {"availableNow": True}
+    assert autoloader["options"]["cloudFiles.schemaEvolutionMode"] == "addNewColumns"
+    assert autoloader["options"]["rescuedDataColumn"] == "_rescued_data"
+    assert autoloader["options"]["cloudFiles.schemaLocation"].startswith("/Volumes/")
     # Translation gaps sqlglot leaves are closed in the DuckDB source, not patched afterwards.
     text = json.dumps(pinned)
     for duckdb_only in ("regexp_full_match", "QUALIFY", "EXCLUDE", "$start", "TIMESTAMPTZ"):

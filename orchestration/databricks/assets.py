@@ -76,6 +76,9 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         settings = environment_settings()
         targets = partition_targets(context, scenario, landing)
+        assert settings.databricks is not None
+        if settings.databricks.bronze_discovery == "autoloader":
+            return _autoloader(context, databricks, settings, scenario, targets, config)
         grace = config.incomplete_grace_minutes
         grace = settings.incomplete_grace_minutes if grace is None else grace
         client = landing.client()
@@ -143,6 +146,39 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
         )
 
     return bronze
+
+
+def _autoloader(
+    context: dg.AssetExecutionContext,
+    databricks: Databricks,
+    settings: Any,
+    scenario: str,
+    targets: list[PartitionTarget],
+    config: BronzeConfig,
+) -> dg.MaterializeResult:
+    """Opt-in: Auto Loader discovers and loads every new object of the scenario's buckets."""
+    buckets = sorted({t.bucket for t in targets})
+    extras = plan.autoloader_extras(settings, f"bronze_{scenario}", buckets, config.schema_mode)
+    figures, run = databricks.run_step(context, "bronze", extras)
+    context.log.warning(
+        "Auto Loader discovery: rows of any hour may have been loaded (the checkpoint decides), "
+        "and objects were not checked against their sidecars"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **_run_metadata(run, settings, "bronze", scenario),
+            "discovery": "autoloader",
+            "run_rows": int(figures.get("autoloader_rows") or 0),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=QUARANTINE_CHECK,
+                passed=True,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"note": "not evaluated: Auto Loader does not read the sidecars"},
+            )
+        ],
+    )
 
 
 # -- silver -------------------------------------------------------------------------------

@@ -88,6 +88,32 @@ def bronze_extras(
     }
 
 
+def autoloader_extras(
+    settings: EnvironmentSettings, table: str, buckets: list[str], schema_mode: str
+) -> dict[str, Any]:
+    """Auto Loader instead of Dagster's discovery: every new object of the buckets, once, by
+    Auto Loader's checkpoint (availableNow), with Auto Loader's own schema modes."""
+    assert settings.databricks is not None
+    state = f"{settings.databricks.volume}/autoloader/{table}"
+    return {
+        **_common(settings, "bronze_autoloader"),
+        "table": table,
+        "sources": [f"s3://{bucket}/" for bucket in buckets],
+        "options": {
+            "cloudFiles.format": "parquet",
+            "cloudFiles.schemaLocation": f"{state}/schema",
+            "cloudFiles.schemaEvolutionMode": schema_mode,
+            "cloudFiles.includeExistingFiles": "true",
+            "rescuedDataColumn": "_rescued_data",
+            "pathGlobFilter": "*.parquet",
+            "recursiveFileLookup": "true",
+        },
+        "checkpoint": f"{state}/checkpoint",
+        "trigger": {"availableNow": True},
+        "table_properties": {},
+    }
+
+
 def silver_extras(settings: EnvironmentSettings, start: datetime, end: datetime) -> dict[str, Any]:
     return {
         **_common(settings, "silver"),
@@ -140,6 +166,9 @@ def readings_all_regions_extras(settings: EnvironmentSettings) -> dict[str, Any]
 def all_statements(settings: EnvironmentSettings, start: datetime, end: datetime) -> str:
     """Every generated statement and write spec for one window, as the snapshot pins them."""
     parts = {
+        "bronze/raw (autoloader)": autoloader_extras(
+            settings, "bronze_raw", ["edge-databricks-raw-us-east-1"], "addNewColumns"
+        ),
         "silver": silver_extras(settings, start, end),
         **{f"gold/{g.entity}": hourly_gold_extras(settings, g, start, end) for g in GOLD_TABLES},
         "gold/fleet_health": fleet_health_extras(settings),

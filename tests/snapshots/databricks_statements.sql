@@ -1,6 +1,9 @@
 -- bronze/raw: Delta write
 -- {"mode": "overwrite", "options": {"mergeSchema": "true", "replaceWhere": "_partition_hour IN (TIMESTAMP '2026-11-25 10:00:00', TIMESTAMP '2026-11-25 11:00:00')"}, "table_properties": {}}
 
+-- bronze/raw (autoloader): Auto Loader stream
+-- {"checkpoint": "/Volumes/lakehouse/prod/pipes/autoloader/bronze_raw/checkpoint", "options": {"cloudFiles.format": "parquet", "cloudFiles.includeExistingFiles": "true", "cloudFiles.schemaEvolutionMode": "addNewColumns", "cloudFiles.schemaLocation": "/Volumes/lakehouse/prod/pipes/autoloader/bronze_raw/schema", "pathGlobFilter": "*.parquet", "recursiveFileLookup": "true", "rescuedDataColumn": "_rescued_data"}, "sources": ["s3://edge-databricks-raw-us-east-1/"], "trigger": {"availableNow": true}}
+
 -- bronze/regional: Delta write
 -- {"mode": "overwrite", "options": {"mergeSchema": "true", "replaceWhere": "(_partition_hour = TIMESTAMP '2026-11-25 10:00:00' AND _region = 'eu-west-1')"}, "table_properties": {}}
 
