@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import edge_upload
 
 
@@ -45,3 +47,18 @@ def test_dashboards_benchmark_tiny(tmp_path: Path) -> None:
         run = results[variant][0]
         assert run["qps"] > 0 and 0 < run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"], variant
         assert set(run["per_query_p95_ms"]) >= {"hottest_sensors_24h", "anomalies_by_region_day"}
+
+
+def test_databricks_benchmark_tiny(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import databricks
+
+    monkeypatch.setenv("LAKEHOUSE_ENV", "databricks")
+    results = databricks.main(["--tiny"])
+    assert results["gold_rows"]["sensor_hourly_stats"] > 0  # the same on both (checked inside)
+    assert results["spark_gold_seconds"][0] > 0 and results["duckdb_gold_seconds"][0] > 0
+    # A 70-hour backfill is one Databricks job run, like one hour.
+    assert results["api_calls"]["hourly_run"]["job_runs"] == 1
+    assert results["api_calls"]["backfill_70h"]["job_runs"] == 1
+    assert (
+        results["api_calls"]["backfill_70h"]["by_route"]["POST /api/2\\.[12]/jobs/runs/submit"] == 1
+    )
