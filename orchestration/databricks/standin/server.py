@@ -209,8 +209,12 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Route]] = []
 
 
 def route(method: str, pattern: str) -> Callable[[Route], Route]:
+    """Register a handler; calls are counted under a readable label (`{path}` for groups)."""
+    label = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
+    label = label.replace("2\\.[12]", "2.2").replace("\\", "")
+
     def register(function: Route) -> Route:
-        ROUTES.append((method, re.compile(f"^{pattern}$"), pattern, function))
+        ROUTES.append((method, re.compile(f"^{pattern}$"), label, function))
         return function
 
     return register
