@@ -28,6 +28,7 @@ from orchestration.databricks.standin.server import Workspace, serve
 from orchestration.databricks.workspace import Databricks
 from orchestration.gold.assets import build_hourly_gold
 from orchestration.reports.assets import pipeline_cost
+from orchestration.resources import LandingZone
 from orchestration.silver.assets import silver_sensor_readings
 from orchestration.transforms.gold import GOLD_TABLES
 from tests.conftest import bucket
@@ -198,3 +199,25 @@ def test_databricks_path_on_local_spark_equals_duckdb(
             list(spec.primary_key),
             ignore=set(),
         )
+
+
+def test_classic_job_clusters_exchange_pipes_messages_through_dbfs(
+    landing: str, standin: Workspace, s3_env: str, instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("LAKEHOUSE_ENV", "databricks-classic")
+    res = {
+        "landing": LandingZone(bucket_prefix=landing, endpoint_url=s3_env),
+        "databricks": Databricks(host=standin.host, token=TOKEN, message_interval_seconds=0.5,
+                                 poll_interval_seconds=0.5),
+    }  # fmt: skip
+    bronze = next(a for a in databricks_assets.bronze_assets if a.key.path[-1] == "raw")
+    result = dg.materialize([bronze], resources=res, instance=instance, partition_key=hour_key(NOW))
+    (run,) = standin.runs.values()
+    assert run.result == "SUCCESS"
+    cluster = run.task["new_cluster"]
+    assert cluster["spark_version"] == "16.4.x-scala2.12"
+    assert "DAGSTER_PIPES_CONTEXT" in cluster["spark_env_vars"]  # bootstrap for classic compute
+    metadata = result.asset_materializations_for_node(bronze.op.name)[0].metadata
+    assert metadata["dagster/row_count"].value == 40, (metadata, run.log[-30:])  # n5: quarantined
+    assert not any((standin.dbfs / "tmp").iterdir())  # Pipes' DBFS folders cleaned up

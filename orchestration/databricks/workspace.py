@@ -94,38 +94,43 @@ class Databricks(dg.ConfigurableResource):
             client.files.upload(path, io.BytesIO(JOB_SCRIPT.read_bytes()), overwrite=True)
         return path
 
+    def _pipes_client(self, client: Any, workspace: DatabricksWorkspace) -> Any:
+        """Serverless: messages through the Volume. Classic job clusters: through DBFS."""
+        from dagster_databricks import PipesDatabricksClient
+        from dagster_databricks.pipes import (
+            PipesDatabricksServerlessClient,
+            PipesDbfsMessageReader,
+            PipesUnityCatalogVolumesMessageReader,
+        )
+
+        poll = self.poll_interval_seconds or workspace.poll_interval_seconds
+        if workspace.compute.kind == "cluster":
+            reader = PipesDbfsMessageReader(client=client, interval=self.message_interval_seconds)
+            return PipesDatabricksClient(
+                client=client, poll_interval_seconds=poll, message_reader=reader
+            )
+        return PipesDatabricksServerlessClient(
+            client=client,
+            volume_path=workspace.volume,
+            poll_interval_seconds=poll,
+            message_reader=PipesUnityCatalogVolumesMessageReader(
+                client=client, volume_path=workspace.volume, interval=self.message_interval_seconds
+            ),
+        )
+
     def run_step(
         self, context: dg.AssetExecutionContext, step: str, extras: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run one step as one Databricks job run; returns the job's figures and the run's
         metadata (its URL). Fails, with the job's last lines, if the run does not succeed."""
-        from dagster_databricks.pipes import (
-            PipesDatabricksServerlessClient,
-            PipesUnityCatalogVolumesMessageReader,
-        )
         from databricks.sdk.service import jobs
 
         workspace = self.settings()
-        if workspace.compute.kind != "serverless":
-            raise dg.Failure(
-                description="classic clusters exchange Pipes messages through DBFS; this project "
-                "runs them with compute.kind: serverless only (see docs/databricks.md)",
-                allow_retries=False,
-            )
         client = self.client()
         self.ensure_job_script(client)
         asset = context.assets_def.key.to_user_string()
         token = hashlib.sha256(f"{context.run.run_id}:{asset}:{step}".encode()).hexdigest()[:64]
-        pipes = PipesDatabricksServerlessClient(
-            client=client,
-            volume_path=workspace.volume,
-            poll_interval_seconds=self.poll_interval_seconds or workspace.poll_interval_seconds,
-            message_reader=PipesUnityCatalogVolumesMessageReader(
-                client=client,
-                volume_path=workspace.volume,
-                interval=self.message_interval_seconds,
-            ),
-        )
+        pipes = self._pipes_client(client, workspace)
         run_name = f"lakehouse {step} {asset} ({context.run.run_id[:8]})"
         invocation = pipes.run(
             context=context,
@@ -134,7 +139,12 @@ class Databricks(dg.ConfigurableResource):
             submit_args=_sdk_submit_args(submit_args(workspace, run_name, token)),
         )
         messages = invocation.get_custom_messages()
-        figures = messages[-1] if messages else {}
+        if not messages:  # the run succeeded but its report was not read: never guess figures
+            raise dg.Failure(
+                description=f"Databricks run for {asset} succeeded but its report did not arrive "
+                "through Pipes; its writes are idempotent, so the step can be retried"
+            )
+        figures = messages[-1]
         run_id = invocation.metadata["Databricks Job Run ID"]
         run_id = int(getattr(run_id, "value", run_id))
         return figures, run_metadata(client.jobs.get_run(run_id))

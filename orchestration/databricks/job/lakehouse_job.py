@@ -28,8 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from dagster_pipes import (
+    PipesBufferedFilesystemMessageWriterChannel,
     PipesCliArgsParamsLoader,
     PipesContext,
+    PipesDbfsContextLoader,
+    PipesDbfsMessageWriter,
+    PipesEnvVarParamsLoader,
     PipesUnityCatalogVolumesContextLoader,
     PipesUnityCatalogVolumesMessageWriter,
     open_dagster_pipes,
@@ -39,6 +43,7 @@ from pyspark.sql import functions as F  # noqa: N812
 
 LOCAL_TABLES = os.environ.get("LAKEHOUSE_LOCAL_TABLES")
 LOCAL_VOLUMES = os.environ.get("LAKEHOUSE_LOCAL_VOLUMES")
+LOCAL_DBFS = os.environ.get("LAKEHOUSE_LOCAL_DBFS")
 LINEAGE = ("_source_object", "_node_id", "_region", "_batch_id", "_partition_hour")
 RESCUED = "_rescued_data"
 
@@ -60,6 +65,41 @@ class VolumeContextLoader(PipesUnityCatalogVolumesContextLoader):
 class VolumeMessageWriter(PipesUnityCatalogVolumesMessageWriter):
     def make_channel(self, params: Any) -> Any:
         return super().make_channel({**params, "path": volume_path(params["path"])})
+
+
+def dbfs_path(path: str) -> str:
+    """A DBFS path through the driver's /dbfs mount (a local folder under the stand-in)."""
+    return str(Path(LOCAL_DBFS or "/dbfs") / path.removeprefix("dbfs:").lstrip("/"))
+
+
+class DbfsContextLoader(PipesDbfsContextLoader):
+    @contextmanager
+    def load_context(self, params: Any) -> Iterator[Any]:
+        with Path(dbfs_path(params["path"])).open(encoding="utf-8") as f:
+            yield json.load(f)
+
+
+class DbfsMessageWriter(PipesDbfsMessageWriter):
+    def make_channel(self, params: Any) -> Any:
+        return PipesBufferedFilesystemMessageWriterChannel(
+            path=dbfs_path(params["path"]), interval=self.interval
+        )
+
+
+def pipes_channels() -> dict[str, Any]:
+    """Serverless: bootstrap on the command line, messages through the Volume. Classic job
+    clusters: bootstrap in spark_env_vars, messages through DBFS (dagster-databricks' way)."""
+    if os.environ.get("DAGSTER_PIPES_CONTEXT"):
+        return {
+            "context_loader": DbfsContextLoader(),
+            "message_writer": DbfsMessageWriter(),
+            "params_loader": PipesEnvVarParamsLoader(),
+        }
+    return {
+        "context_loader": VolumeContextLoader(),
+        "message_writer": VolumeMessageWriter(),
+        "params_loader": PipesCliArgsParamsLoader(),
+    }
 
 
 def spark_session() -> SparkSession:
@@ -463,13 +503,9 @@ STEPS = {"bronze": bronze, "bronze_autoloader": bronze_autoloader, "silver": sil
 
 
 def main() -> None:
-    with open_dagster_pipes(
-        context_loader=VolumeContextLoader(),
-        message_writer=VolumeMessageWriter(),
-        params_loader=PipesCliArgsParamsLoader(),
-    ) as pipes:
+    spark = spark_session()  # first: the DBFS message writer expects an active session
+    with open_dagster_pipes(**pipes_channels()) as pipes:
         extras = pipes.extras
-        spark = spark_session()
         tables = Tables(spark, extras["catalog"], extras["schema"])
         result = STEPS[extras["step"]](pipes, spark, tables, extras)
         result["job_sha256"] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]

@@ -17,9 +17,11 @@ Every request needs the bearer token it was started with, and every call is coun
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,7 +93,8 @@ class Workspace:
         self.task_env = dict(task_env)
         self.volumes = root / "volumes"
         self.tables = root / "tables"
-        for directory in (self.volumes, self.tables):
+        self.dbfs = root / "dbfs"
+        for directory in (self.volumes, self.tables, self.dbfs):
             directory.mkdir(parents=True, exist_ok=True)
         self.runs: dict[int, Run] = {}
         self.tokens: dict[str, int] = {}
@@ -110,6 +113,12 @@ class Workspace:
         local = (self.volumes / path.removeprefix("/Volumes/")).resolve()
         if not local.is_relative_to(self.volumes.resolve()):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"path escapes the volume: {path}")
+        return local
+
+    def dbfs_local(self, path: str) -> Path:
+        local = (self.dbfs / path.removeprefix("dbfs:").lstrip("/")).resolve()
+        if not local.is_relative_to(self.dbfs.resolve()):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"path escapes DBFS: {path}")
         return local
 
     # -- jobs ----------------------------------------------------------------------------
@@ -137,8 +146,18 @@ class Workspace:
             **self.task_env,
             "LAKEHOUSE_LOCAL_TABLES": str(self.tables),
             "LAKEHOUSE_LOCAL_VOLUMES": str(self.volumes),
+            "LAKEHOUSE_LOCAL_DBFS": str(self.dbfs),
             "PYTHONUNBUFFERED": "1",
+            # A job cluster's spark_env_vars (classic compute: Pipes bootstrap goes there).
+            **run.task.get("new_cluster", {}).get("spark_env_vars", {}),
         }
+        if "new_cluster" in run.task:  # the Spark confs a Databricks job cluster sets
+            tags = "spark.databricks.clusterUsageTags"
+            env["PYSPARK_SUBMIT_ARGS"] = (
+                f"--conf {tags}.clusterId=standin-{run.run_id} "
+                f"--conf {tags}.clusterLogDeliveryEnabled=true "
+                f"--conf {tags}.clusterLogDestination=dbfs:/cluster-logs pyspark-shell"
+            )
         run.started_at = time.time()
         run.state = "RUNNING"
         process = subprocess.Popen(
@@ -375,6 +394,66 @@ def _delete_directory(h: Handler, p: dict[str, str], _: dict) -> Any:
         raise ApiError(400, "DIRECTORY_NOT_EMPTY", f"{p['path']} is not empty")
     directory.rmdir()
     return h.raw(204, b"")
+
+
+# -- DBFS (classic clusters exchange Pipes messages through it) ---------------------------
+@route("POST", r"/api/2.0/dbfs/mkdirs")
+def _dbfs_mkdirs(h: Handler, _: dict[str, str], body: dict) -> Any:
+    h.workspace.dbfs_local(body["path"]).mkdir(parents=True, exist_ok=True)
+    return {}
+
+
+@route("POST", r"/api/2.0/dbfs/put")
+def _dbfs_put(h: Handler, _: dict[str, str], body: dict) -> Any:
+    target = h.workspace.dbfs_local(body["path"])
+    if target.exists() and not body.get("overwrite"):
+        raise ApiError(400, "RESOURCE_ALREADY_EXISTS", f"{body['path']} already exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(base64.b64decode(body.get("contents") or ""))
+    return {}
+
+
+@route("GET", r"/api/2.0/dbfs/get-status")
+def _dbfs_status(h: Handler, p: dict[str, str], _: dict) -> Any:
+    target = h.workspace.dbfs_local(p["path"])
+    if not target.exists():
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"{p['path']} does not exist")
+    size = target.stat().st_size if target.is_file() else 0
+    return {"path": p["path"], "is_dir": target.is_dir(), "file_size": size}
+
+
+@route("GET", r"/api/2.0/dbfs/read")
+def _dbfs_read(h: Handler, p: dict[str, str], _: dict) -> Any:
+    target = h.workspace.dbfs_local(p["path"])
+    if not target.is_file():
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"{p['path']} does not exist")
+    offset, length = int(p.get("offset", 0)), int(p.get("length", 1 << 20))
+    data = target.read_bytes()[offset : offset + length]
+    return {"bytes_read": len(data), "data": base64.b64encode(data).decode()}
+
+
+@route("GET", r"/api/2.0/dbfs/list")
+def _dbfs_list(h: Handler, p: dict[str, str], _: dict) -> Any:
+    target = h.workspace.dbfs_local(p["path"])
+    if not target.is_dir():
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"{p['path']} does not exist")
+    base = p["path"].rstrip("/")
+    return {"files": [{"path": f"{base}/{c.name}", "is_dir": c.is_dir(),
+                       "file_size": c.stat().st_size if c.is_file() else 0}
+                      for c in sorted(target.iterdir())]}  # fmt: skip
+
+
+@route("POST", r"/api/2.0/dbfs/delete")
+def _dbfs_delete(h: Handler, _: dict[str, str], body: dict) -> Any:
+    target = h.workspace.dbfs_local(body["path"])
+    if target.is_dir():
+        if body.get("recursive"):
+            shutil.rmtree(target)
+        else:
+            target.rmdir()
+    elif target.exists():
+        target.unlink()
+    return {}
 
 
 # -- Jobs ---------------------------------------------------------------------------------
