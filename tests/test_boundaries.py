@@ -5,6 +5,7 @@
   simulated fleet (`orchestration/fleet`, `orchestration/demo`) may use agent internals.
 - Serving (`orchestration.lakebase`) never imports reporting (`orchestration.reports`).
 - No import cycles between the project's modules.
+- The Databricks job stands alone; the REST stand-in is for tests and benchmarks only.
 """
 
 from __future__ import annotations
@@ -114,3 +115,26 @@ def test_the_rules_see_a_violation() -> None:
     source = "from edge_agent.batches import encode_parquet\nfrom . import contract\n"
     imports = _imports_in(source, "orchestration.probe")
     assert "edge_agent.batches" in imports and "orchestration.contract" in imports
+
+
+def test_the_databricks_job_stands_alone() -> None:
+    """The job is uploaded as one file to the workspace: only PySpark, dagster-pipes, boto3 and
+    the standard library, never the project or Dagster itself."""
+    for module, imports in _all_imports().items():
+        if module.startswith("orchestration.databricks.job"):
+            bad = {
+                i for i in imports
+                if i.split(".")[0] in ("orchestration", "edge_agent", "dagster", "duckdb")
+                or (i.startswith("dagster_") and not i.startswith("dagster_pipes"))
+            }  # fmt: skip
+            assert not bad, f"{module} imports {sorted(bad)}"
+
+
+def test_the_engine_stand_in_is_used_by_tests_and_benchmarks_only() -> None:
+    for module, imports in _all_imports().items():
+        if module.startswith("orchestration") and not module.startswith(
+            "orchestration.databricks.standin"
+        ):
+            assert not any(i.startswith("orchestration.databricks.standin") for i in imports), (
+                module
+            )

@@ -221,3 +221,34 @@ def test_classic_job_clusters_exchange_pipes_messages_through_dbfs(
     metadata = result.asset_materializations_for_node(bronze.op.name)[0].metadata
     assert metadata["dagster/row_count"].value == 40, (metadata, run.log[-30:])  # n5: quarantined
     assert not any((standin.dbfs / "tmp").iterdir())  # Pipes' DBFS folders cleaned up
+
+
+def test_expect_or_fail_blocks_the_databricks_silver_write(
+    s3: Any, bucket_prefix: str, standin: Workspace, s3_env: str,
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("LAKEHOUSE_ENV", "databricks")
+    rows = [reading(i, NOW) for i in range(1, 11)]
+    rows[3]["sensor_id"] = None  # expect_or_fail: sensor_id_present
+    put_object(s3, bucket(bucket_prefix, "raw"), NOW, rows)
+    res = {
+        "landing": LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env),
+        "databricks": Databricks(host=standin.host, token=TOKEN, message_interval_seconds=0.5,
+                                 poll_interval_seconds=0.5),
+    }  # fmt: skip
+    bronze = next(a for a in databricks_assets.bronze_assets if a.key.path[-1] == "raw")
+    dg.materialize([bronze], resources=res, instance=instance, partition_key=hour_key(NOW))
+    result = dg.materialize([databricks_assets.silver_sensor_readings], resources=res,
+                            instance=instance, partition_key=hour_key(NOW),
+                            raise_on_error=False)  # fmt: skip
+    assert not result.success
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not checks["sensor_id_present"].passed
+    assert checks["sensor_id_present"].metadata["violations"].value == 1
+    assert checks["sensor_id_present"].severity == dg.AssetCheckSeverity.ERROR
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "expect_or_fail violated (sensor_id_present: 1 row(s))" in str(
+        failure.event_specific_data
+    )
+    # Nothing was written: the silver table does not exist on the workspace.
+    assert not (standin.tables / "lakehouse" / "prod" / "silver_sensor_readings").exists()
