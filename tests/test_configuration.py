@@ -42,7 +42,8 @@ def test_the_demo_refuses_an_unknown_environment_with_one_line(tmp_path: Path) -
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr  # (Dagster's BetaWarnings aside: issue 12)
     assert proc.stderr.strip().splitlines()[-1] == (
-        "lakehouse-demo: LAKEHOUSE_ENV='prdo' is not one of dev, staging, prod "
+        "lakehouse-demo: LAKEHOUSE_ENV='prdo' is not one of dev, staging, prod, databricks, "
+        "databricks-classic "
         "(defined in environments.yaml)"
     )
 
