@@ -56,6 +56,9 @@ def landing(s3: Any, bucket_prefix: str) -> str:
     rest = [reading(i, EARLIER) for i in range(101, 130)]
     put_object(s3, bucket(bucket_prefix, "raw"), EARLIER, [bad, noise, *rest])
     put_object(s3, bucket(bucket_prefix, "schematized"), EARLIER, [reading(99, EARLIER)], node="n3")
+    # Schema evolution (a new column) and a data column named like bronze's own lineage.
+    evolved = [reading(i, EARLIER, site_code=f"S{i}", _region="dock-7") for i in range(200, 210)]
+    put_object(s3, bucket(bucket_prefix, "raw"), EARLIER, evolved, node="n6")
     # Quarantined on both engines: a checksum that disagrees, a row count that disagrees.
     put_object(s3, bucket(bucket_prefix, "raw"), EARLIER, [reading(500, EARLIER)], node="n4",
                sidecar_overrides={"content_sha256": "0" * 64})  # fmt: skip
@@ -112,6 +115,10 @@ def _duckdb_table(path: Path, table: str) -> pl.DataFrame:
 
 def _spark_table(workspace: Workspace, table: str) -> pl.DataFrame:
     return pl.read_parquet(workspace.tables / "lakehouse" / "prod" / table / "*.parquet")
+
+
+def spark_raw_columns(workspace: Workspace) -> set[str]:
+    return set(_spark_table(workspace, "bronze_raw").columns)
 
 
 def _normalized(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -183,6 +190,12 @@ def test_databricks_path_on_local_spark_equals_duckdb(
     assert len(_quarantined(duck_bronze)["raw"]) == 2, _quarantined(duck_bronze)
 
     assert _checks(spark_silver) == _checks(duck_silver)
+    # Bronze kept the new column and the colliding one under the same names on both engines.
+    for scenario in ("raw", "schematized"):
+        duck = set(_duckdb_table(tmp_path / "warehouse.duckdb", f"bronze_{scenario}").columns)
+        spark = set(_spark_table(standin, f"bronze_{scenario}").columns)
+        assert duck - {"_rescued_data"} == spark, (scenario, duck ^ spark)
+    assert {"site_code", "_region_data"} <= spark_raw_columns(standin)
     # raw[0]'s 200 degrees; reading 99's invalid raw copy lost to its valid resend in dedup.
     assert _checks(duck_silver)["temperature_in_range"] == 1
 
