@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     for asset, (step, extras) in steps.items():
         print(f"## {asset}")
         task = submit_task(step, asset, workspace)
-        idempotency = "<sha256 of dagster run id, asset and step>"
+        idempotency = "<sha256 of dagster run id, asset, step and attempt>"
         spec = {"task": task, **submit_args(workspace, f"lakehouse {step} {asset}", idempotency)}
         print("job specification:\n" + json.dumps(spec, indent=1))
         print("extras (Pipes):\n" + json.dumps(extras, indent=1) + "\n")

@@ -129,7 +129,11 @@ class Databricks(dg.ConfigurableResource):
         client = self.client()
         self.ensure_job_script(client)
         asset = context.assets_def.key.to_user_string()
-        token = hashlib.sha256(f"{context.run.run_id}:{asset}:{step}".encode()).hexdigest()[:64]
+        # The same submit, resent by the SDK after a lost response, finds the run it started; a
+        # retried step (new attempt) starts a new run: Pipes reads each attempt's own messages,
+        # and every write replaces its partitions, so a rerun never duplicates data.
+        attempt = f"{context.run.run_id}:{asset}:{step}:{context.retry_number}"
+        token = hashlib.sha256(attempt.encode()).hexdigest()[:64]
         pipes = self._pipes_client(client, workspace)
         run_name = f"lakehouse {step} {asset} ({context.run.run_id[:8]})"
         invocation = pipes.run(
