@@ -51,6 +51,16 @@ def validation_message(source: Path | str, exc: ValidationError, within: str = "
 _REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
 
 
+class ExpectationThresholds(BaseModel):
+    """When a passing-by-design expectation still fails its check (DLT semantics: `expect` and
+    `expect_or_drop` never stop the update; their checks turn WARN past these shares of rows)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expect_warn_rate: float = Field(default=0.05, ge=0, le=1)
+    drop_fail_rate: float = Field(default=0.10, ge=0, le=1)
+
+
 class DatabricksCompute(BaseModel):
     """Where the Databricks job runs: serverless (the default) or a classic job cluster."""
 
@@ -112,6 +122,7 @@ class EnvironmentSettings(BaseModel):
     max_keys_per_tick: int = Field(gt=0)
     silent_after_hours: int = Field(gt=0)
     incomplete_grace_minutes: float = Field(default=30, ge=0)
+    expectations: ExpectationThresholds = ExpectationThresholds()
 
     @field_validator("regional_regions")
     @classmethod

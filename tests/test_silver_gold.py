@@ -57,7 +57,8 @@ def test_silver_dedups_and_counts_every_expectation(
     assert checks["temperature_in_range"].metadata["rows_dropped"].value == 1
     assert checks["sensor_id_format"].metadata["rows_dropped"].value == 1
     assert checks["anomaly_type_known"].metadata["violations"].value == 1
-    assert not checks["anomaly_type_known"].passed
+    # DLT semantics: dropping is the intended outcome, and 1 row in 20 is within the thresholds.
+    assert checks["anomaly_type_known"].passed and checks["temperature_in_range"].passed
     assert checks["anomaly_type_known"].severity == dg.AssetCheckSeverity.WARN
     assert checks["sensor_id_present"].passed and checks["event_time_present"].passed
     metadata = result.asset_materializations_for_node("silver__sensor_readings")[0].metadata
@@ -195,3 +196,29 @@ def test_a_valid_reading_wins_over_an_invalid_copy_of_the_same_key(
         tmp_path / "warehouse.duckdb",
         "SELECT count(*), max(temperature) < 100, min(source_scenario) FROM silver_sensor_readings",
     ) == [(5, True, "raw")]
+
+
+@pytest.mark.parametrize(
+    ("action", "bad", "rows", "passed", "severity"),
+    [
+        ("expect", 1, 100, True, dg.AssetCheckSeverity.WARN),  # recorded, below 5 %
+        ("expect", 6, 100, False, dg.AssetCheckSeverity.WARN),  # past 5 %: a WARN signal
+        ("expect_or_drop", 10, 100, True, dg.AssetCheckSeverity.WARN),  # dropped: intended
+        ("expect_or_drop", 11, 100, False, dg.AssetCheckSeverity.WARN),  # past 10 % dropped
+        ("expect_or_fail", 1, 100, False, dg.AssetCheckSeverity.ERROR),  # blocks
+        ("expect_or_fail", 0, 0, True, dg.AssetCheckSeverity.ERROR),
+    ],
+)
+def test_check_outcomes_follow_lakeflow_semantics_and_the_thresholds(
+    action: str, bad: int, rows: int, passed: bool, severity: dg.AssetCheckSeverity
+) -> None:
+    from orchestration.silver.assets import check_result
+    from orchestration.transforms.expectations import EXPECTATIONS
+
+    expectation = next(e for e in EXPECTATIONS if e.action == action)
+    thresholds = environment_settings().expectations  # 5 % warn, 10 % drop (environments.yaml)
+    check = check_result(expectation, bad, rows, thresholds)
+    assert (check.passed, check.severity) == (passed, severity)
+    assert check.metadata["action"].value == action
+    if action == "expect_or_drop":
+        assert check.metadata["rows_dropped"].value == bad

@@ -195,7 +195,7 @@ def silver_sensor_readings(
     counts = {e.name: int(figures.get("violations", {}).get(e.name, 0)) for e in EXPECTATIONS}
     rows = int(figures.get("rows_in", 0)) - int(figures.get("duplicates", 0))
     for e in EXPECTATIONS:
-        yield check_result(e, counts[e.name], rows)
+        yield check_result(e, counts[e.name], rows, settings.expectations)
     if figures.get("blocked"):
         failed = [e for e in EXPECTATIONS if e.action == "expect_or_fail" and counts[e.name]]
         summary = ", ".join(f"{e.name}: {counts[e.name]} row(s)" for e in failed)

@@ -12,6 +12,7 @@ from edge_agent.contract import SCENARIOS
 from orchestration.automation import on_upstream_change
 from orchestration.landing.objects import hour_key
 from orchestration.partitions import hourly_partitions
+from orchestration.settings import ExpectationThresholds
 from orchestration.transforms.expectations import EXPECTATIONS, Expectation
 from orchestration.transforms.silver import (
     COLUMNS,
@@ -101,17 +102,29 @@ def violations(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {e.name: int(v) for e, v in zip(EXPECTATIONS, row or (), strict=True)}
 
 
-def check_result(e: Expectation, bad: int, rows: int) -> dg.AssetCheckResult:
-    severity = (
-        dg.AssetCheckSeverity.ERROR
-        if e.action == "expect_or_fail"
-        else (dg.AssetCheckSeverity.WARN)
-    )
-    metadata: dict[str, object] = {"action": e.action, "violations": bad, "rows_checked": rows}
-    if e.action == "expect_or_drop":
-        metadata["rows_dropped"] = bad
+def check_result(
+    e: Expectation, bad: int, rows: int, thresholds: ExpectationThresholds
+) -> dg.AssetCheckResult:
+    """One expectation's check, with Lakeflow's meaning: `expect` keeps the rows and warns only
+    past `expect_warn_rate`; `expect_or_drop` drops them and warns only past `drop_fail_rate`;
+    `expect_or_fail` fails (and blocks) on any violation."""
+    rate = bad / rows if rows else 0.0
+    metadata: dict[str, object] = {
+        "action": e.action,
+        "violations": bad,
+        "rows_checked": rows,
+        "violation_rate": round(rate, 6),
+    }
+    if e.action == "expect_or_fail":
+        passed, severity = bad == 0, dg.AssetCheckSeverity.ERROR
+    elif e.action == "expect_or_drop":
+        metadata |= {"rows_dropped": bad, "fails_above_rate": thresholds.drop_fail_rate}
+        passed, severity = rate <= thresholds.drop_fail_rate, dg.AssetCheckSeverity.WARN
+    else:
+        metadata["warns_above_rate"] = thresholds.expect_warn_rate
+        passed, severity = rate <= thresholds.expect_warn_rate, dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
-        check_name=e.name, passed=bad == 0, severity=severity, metadata=metadata
+        check_name=e.name, passed=passed, severity=severity, metadata=metadata
     )
 
 
@@ -141,6 +154,7 @@ SILVER_ASSET_ARGS: dict[str, Any] = dict(
             asset=dg.AssetKey(["silver", "sensor_readings"]),
             blocking=e.action == "expect_or_fail",
             description=f"{e.action}: {e.description}",
+            metadata={"action": e.action},
         )
         for e in EXPECTATIONS
     ],
@@ -156,6 +170,7 @@ def silver_sensor_readings(
     """Sensor readings from every scenario, one row per sensor and event time, validated."""
     start, end = context.partition_time_window
     window = "_partition_hour >= ? AND _partition_hour < ?"
+    thresholds = warehouse.settings().expectations
     with warehouse.connect() as conn:
         rows_in, duplicates = stage_silver(conn, start, end)
         counts = violations(conn)
@@ -163,7 +178,7 @@ def silver_sensor_readings(
         failed = [e for e in EXPECTATIONS if e.action == "expect_or_fail" and counts[e.name]]
         if failed:
             for e in EXPECTATIONS:
-                yield check_result(e, counts[e.name], rows)
+                yield check_result(e, counts[e.name], rows, thresholds)
             summary = ", ".join(f"{e.name}: {counts[e.name]} row(s)" for e in failed)
             raise dg.Failure(
                 description=f"expect_or_fail violated ({summary}); silver {start}..{end} unchanged"
@@ -180,7 +195,7 @@ def silver_sensor_readings(
         figures = per_hour.get(partition_key, HourFigures())
         context.add_asset_metadata(figures.metadata(), partition_key=partition_key)
     for e in EXPECTATIONS:
-        yield check_result(e, counts[e.name], rows)
+        yield check_result(e, counts[e.name], rows, thresholds)
     yield dg.MaterializeResult(
         metadata={
             "table": warehouse.display_name("silver", "sensor_readings"),
