@@ -4,8 +4,11 @@ import dagster as dg
 
 from orchestration.settings import environment_settings
 
-# Event-time hours. end_offset=1 makes the current, still-filling hour a valid partition.
-hourly_partitions = dg.HourlyPartitionsDefinition(start_date="2025-01-01-00:00", end_offset=1)
+# Event-time hours from the environment's `partitions_start`. end_offset=1 makes the current,
+# still-filling hour a valid partition.
+hourly_partitions = dg.HourlyPartitionsDefinition(
+    start_date=environment_settings().partitions_start, end_offset=1
+)
 
 # Regions that have a regional landing bucket (the environment's `regional_regions`); regional
 # bronze is split by them as well.

@@ -123,6 +123,11 @@ class EnvironmentSettings(BaseModel):
     silent_after_hours: int = Field(gt=0)
     incomplete_grace_minutes: float = Field(default=30, ge=0)
     expectations: ExpectationThresholds = ExpectationThresholds()
+    # First hourly partition: near the data, so the UI's fill rates and "missing" backfill
+    # presets mean something (older hours cannot be loaded; move it back to load history).
+    partitions_start: str = Field(
+        default="2026-10-01-00:00", pattern=r"^\d{4}-\d{2}-\d{2}-\d{2}:00$"
+    )
 
     @field_validator("regional_regions")
     @classmethod

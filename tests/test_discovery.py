@@ -280,3 +280,22 @@ def test_incomplete_uploads_are_quarantined_by_name_after_grace_and_load_when_co
     result = materialize(build_bronze_asset("raw"), hour_key(hour), res, instance, no_grace)
     assert next(c for c in result.get_asset_check_evaluations()).passed
     assert warehouse_rows(tmp_path / "w.duckdb", "SELECT count(*) FROM bronze_raw") == [(2,)]
+
+
+def test_hours_before_the_first_partition_are_named_not_requested(
+    s3: Any, s3_env: str, bucket_prefix: str, instance: dg.DagsterInstance,
+    capfd: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    from orchestration.partitions import hourly_partitions
+
+    raw = bucket(bucket_prefix, "raw")
+    ancient = hourly_partitions.start - timedelta(days=3)  # a backlog older than the partitions
+    put_object(s3, raw, ancient, [reading(1, ancient)])
+    put_object(s3, raw, NOW, [reading(2, NOW)], node="n2")
+    sensor = build_landing_sensor("raw")
+    landing = LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
+    context = dg.build_sensor_context(instance=instance, resources={"landing": landing})
+    result = sensor(context)  # a first tick reconciles the whole bucket
+    assert [r.partition_key for r in result.run_requests or []] == [hour_key(NOW)]
+    logged = capfd.readouterr().err
+    assert f"raw hour {hour_key(ancient)} is before the first partition" in logged

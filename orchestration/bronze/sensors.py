@@ -7,6 +7,7 @@ import dagster as dg
 from edge_agent.contract import SCENARIOS, partition_hour
 from orchestration.bronze.discovery import LandingCursor, LandingDiscovery
 from orchestration.landing.objects import hour_key
+from orchestration.partitions import hourly_partitions, regional_partitions
 from orchestration.resources import LandingZone
 from orchestration.settings import environment_settings
 
@@ -81,6 +82,15 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
         cursor = LandingCursor.from_json(context.cursor)
         reported = reported_hours(context.instance, scenario, cursor)
         outcome = discovery_for(scenario, landing).tick(cursor, reported)
+        partitions = regional_partitions if scenario == "regional" else hourly_partitions
+        first = hourly_partitions.start.strftime("%Y-%m-%d %H:00")
+        for change in outcome.changes:
+            if not partitions.has_partition_key(change.partition_key):
+                context.log.warning(
+                    f"{scenario} hour {change.partition_key} is before the first partition "
+                    f"({first}, partitions_start in environments.yaml): not loaded; move "
+                    "partitions_start back to load it"
+                )
         requests = [
             dg.RunRequest(
                 run_key=f"bronze/{scenario}:{change.partition_key}:{change.digest}",
@@ -93,6 +103,7 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
                 },
             )
             for change in outcome.changes
+            if partitions.has_partition_key(change.partition_key)
         ]
         for held in outcome.held:
             context.log.warning(held.describe())
