@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 
@@ -25,6 +26,19 @@ UNPARTITIONED_GOLD = [
     dg.AssetKey(["gold", "fleet_health"]),
     dg.AssetKey(["gold", "readings_all_regions"]),
 ]
+
+# The demo prints its own progress per stage; Dagster's event stream (DEBUG lines) stays in the
+# instance and shows in the UI. `lakehouse-demo --verbose` puts it back on the terminal.
+CONSOLE = {"log_level": "WARNING"}
+
+
+def show_dagster_events(verbose: bool) -> None:
+    CONSOLE["log_level"] = "DEBUG" if verbose else "WARNING"
+
+
+def quiet(run_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`run_config` with the console logger at the demo's level."""
+    return {**(run_config or {}), "loggers": {"console": {"config": dict(CONSOLE)}}}
 
 
 @dataclass
@@ -54,6 +68,7 @@ def tick_sensors_and_load_bronze(
                 asset_selection=[key],
                 tags={**request.tags, "dagster/sensor_name": sensor.name},
                 raise_on_error=False,
+                run_config=quiet(),
             )
             if not run.success:
                 outcome.failed_runs.append(f"bronze/{scenario} {request.partition_key}")
@@ -70,13 +85,16 @@ def build_derived(
     for hour in sorted(hours):
         run = job.execute_in_process(
             instance=instance, partition_key=hour, asset_selection=HOURLY_DERIVED,
-            raise_on_error=False,
+            raise_on_error=False, run_config=quiet(),
         )  # fmt: skip
         if not run.success:
             failed.append(f"silver/gold {hour}")
     job = defs.resolve_implicit_job_def_def_for_assets(UNPARTITIONED_GOLD)
     if not job.execute_in_process(
-        instance=instance, asset_selection=UNPARTITIONED_GOLD, raise_on_error=False
+        instance=instance,
+        asset_selection=UNPARTITIONED_GOLD,
+        raise_on_error=False,
+        run_config=quiet(),
     ).success:
         failed.append("gold fleet_health / readings_all_regions")
     return failed
@@ -94,7 +112,7 @@ def sync_and_report(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[
     load = {"ops": {"reports__query_load": {"config": {"clients": 4, "seconds": 2.0}}}}
     run = job.execute_in_process(
         instance=instance, asset_selection=list(LAKEBASE_AND_REPORTS.resolve(
-            defs.resolve_asset_graph())), raise_on_error=False, run_config=load,
+            defs.resolve_asset_graph())), raise_on_error=False, run_config=quiet(load),
     )  # fmt: skip
     return [] if run.success else ["lakebase / reports"]
 
@@ -114,14 +132,19 @@ def continuous_lag(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[C
         if spec.scheduling_policy is not SyncPolicy.CONTINUOUS:
             continue
         source = defs.resolve_implicit_job_def_def_for_assets([spec.source_asset_key])
-        source.execute_in_process(instance=instance, asset_selection=[spec.source_asset_key])
+        source.execute_in_process(
+            instance=instance, asset_selection=[spec.source_asset_key], run_config=quiet()
+        )
         changed = instance.get_latest_materialization_event(spec.source_asset_key)
         sensor = defs.resolve_sensor_def(f"lakebase_{spec.name}_continuous")
         result = sensor(dg.build_sensor_context(instance=instance))
         job = defs.resolve_implicit_job_def_def_for_assets([spec.asset_key])
         for request in result.run_requests or []:
             tags = {**request.tags, "dagster/sensor_name": sensor.name}
-            job.execute_in_process(instance=instance, asset_selection=[spec.asset_key], tags=tags)
+            job.execute_in_process(
+                instance=instance, asset_selection=[spec.asset_key], tags=tags,
+                run_config=quiet(),
+            )  # fmt: skip
         synced = instance.get_latest_materialization_event(spec.asset_key)
         if changed is None or synced is None or synced.timestamp < changed.timestamp:
             raise RuntimeError(f"the continuous sensor did not sync {spec.name}")

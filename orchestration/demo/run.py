@@ -30,6 +30,8 @@ from orchestration.demo.pipeline import (
     build_derived,
     continuous_lag,
     layer_counts,
+    quiet,
+    show_dagster_events,
     sync_and_report,
     tick_sensors_and_load_bronze,
 )
@@ -162,7 +164,11 @@ def print_lakebase(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--rows-per-node", type=int, default=5_000)
+    parser.add_argument(
+        "--verbose", action="store_true", help="print Dagster's event stream (DEBUG) as runs go"
+    )
     args = parser.parse_args(argv)
+    show_dagster_events(args.verbose)
     load_workload()
     home = dagster_home()
     warehouse = Warehouse()
@@ -184,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         result = job.execute_in_process(
             instance=instance,
             run_config=dg.RunConfig(
-                ops={"demo__edge_fleet": FleetConfig(rows_per_node=args.rows_per_node)}
+                ops={"demo__edge_fleet": FleetConfig(rows_per_node=args.rows_per_node)},
+                loggers=quiet()["loggers"],
             ),
         )
         if not result.success:
