@@ -191,6 +191,8 @@ def test_main_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout
+    # Progress per stage and a summary; Dagster's event stream stays in the instance.
+    assert " - DEBUG - " not in out + proc.stderr and "BetaWarning" not in proc.stderr
     for name in ("edge-databricks-raw-us-east-1", "edge-databricks-regional-eu-west-1"):
         assert name in out
     assert "year=" in out and "materializations" in out
