@@ -3,14 +3,57 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
 import dagster as dg
 from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
 from edge_agent.contract import SCENARIOS, landing_bucket_for
 from orchestration.settings import environment_settings
+
+
+class LandingUnreachableError(dg.Failure):
+    """S3 cannot be reached or refuses the credentials: what is missing, in one sentence (a run
+    fails with it as its description; a sensor tick skips with it)."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        # Missing or refused credentials are configuration: a retry cannot fix them.
+        super().__init__(description=message, allow_retries=retryable)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _why_unreachable(exc: Exception, endpoint: str | None) -> str | None:
+    where = f"the S3 endpoint {endpoint}" if endpoint else "S3"
+    if isinstance(exc, NoCredentialsError):
+        return (
+            f"no credentials for {where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an "
+            "AWS profile); locally, `uv run lakehouse-demo` starts an endpoint with its own"
+        )
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+        return (
+            f"{where} is not reachable: start it, or point AWS_ENDPOINT_URL (or the landing "
+            "resource's endpoint_url) at one that runs"
+        )
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+            return (
+                f"{where} refused the credentials ({code}): check AWS_ACCESS_KEY_ID and its secret"
+            )
+    return None
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -47,12 +90,27 @@ class LandingZone(dg.ConfigurableResource):
         out["regional"] = [self.bucket("regional", r) for r in self.regional_regions]
         return out
 
+    @contextmanager
+    def reachable(self) -> Iterator[None]:
+        """Turns S3 being unreachable or refusing credentials into one sentence saying what is
+        missing (`LandingUnreachableError`); other errors pass through."""
+        try:
+            yield
+        except (BotoCoreError, ClientError) as exc:
+            reason = _why_unreachable(exc, self.resolved_endpoint())
+            if reason is None:
+                raise
+            retryable = isinstance(exc, (EndpointConnectionError, ConnectTimeoutError))
+            raise LandingUnreachableError(reason, retryable) from None
+
     def client(self) -> Any:
         endpoint = self.resolved_endpoint()
         config = Config(
             retries={"max_attempts": 3, "mode": "standard"},
             s3={"addressing_style": "path"} if endpoint else None,
         )
-        return boto3.client(
+        # A session per client: credentials are resolved now, not cached from an earlier call
+        # (a long-running daemon sees rotated or newly provided credentials).
+        return boto3.session.Session().client(
             "s3", endpoint_url=endpoint, region_name=self.lakehouse_region, config=config
         )

@@ -131,7 +131,7 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
         settings = warehouse.settings()
         grace = config.incomplete_grace_minutes
         grace = settings.incomplete_grace_minutes if grace is None else grace
-        with warehouse.connect() as conn:
+        with warehouse.connect() as conn, landing.reachable():
             try:
                 load = load_bronze(
                     conn,

@@ -8,7 +8,7 @@ from edge_agent.contract import SCENARIOS, partition_hour
 from orchestration.bronze.discovery import LandingCursor, LandingDiscovery
 from orchestration.landing.objects import hour_key
 from orchestration.partitions import hourly_partitions, regional_partitions
-from orchestration.resources import LandingZone
+from orchestration.resources import LandingUnreachableError, LandingZone
 from orchestration.settings import environment_settings
 
 REPORTS_PER_TICK = 500
@@ -81,7 +81,11 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
     ) -> dg.SensorResult:
         cursor = LandingCursor.from_json(context.cursor)
         reported = reported_hours(context.instance, scenario, cursor)
-        outcome = discovery_for(scenario, landing).tick(cursor, reported)
+        try:
+            with landing.reachable():
+                outcome = discovery_for(scenario, landing).tick(cursor, reported)
+        except LandingUnreachableError as exc:  # the tick says what is missing; cursor kept
+            return dg.SensorResult(skip_reason=dg.SkipReason(str(exc)), cursor=context.cursor)
         partitions = regional_partitions if scenario == "regional" else hourly_partitions
         first = hourly_partitions.start.strftime("%Y-%m-%d %H:00")
         for change in outcome.changes:

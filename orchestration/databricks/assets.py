@@ -83,7 +83,7 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
         grace = settings.incomplete_grace_minutes if grace is None else grace
         client = landing.client()
         before = datetime.now(UTC) - timedelta(minutes=grace)
-        with ThreadPoolExecutor(8) as pool:  # discovery is Dagster's: the exact object list
+        with landing.reachable(), ThreadPoolExecutor(8) as pool:  # Dagster's discovery
             hours = list(pool.map(lambda t: list_hour(client, t.bucket, t.hour, before), targets))
         listed = [(t, o) for t, h in zip(targets, hours, strict=True) for o in h.objects]
         if len(listed) > settings.max_files_per_run:

@@ -127,6 +127,8 @@ def _bucket_usage(client: Any, bucket: str) -> dict[str, int]:
 
 
 def _loads_per_bucket(warehouse: Warehouse) -> dict[str, int]:
+    if not warehouse.path().exists():  # nothing loaded yet
+        return {}
     with warehouse.connect(read_only=True) as conn:
         if not table_exists(conn, "_bronze_loads"):
             return {}
@@ -173,7 +175,8 @@ def pipeline_cost(
     buckets = {}
     for scenario, names in landing.buckets().items():
         for bucket in names:
-            usage = _bucket_usage(client, bucket)
+            with landing.reachable():
+                usage = _bucket_usage(client, bucket)
             # bronze reads each object and its sidecar once
             gets = 2 * loads.get(bucket, 0) if loads is not None else usage["objects"]
             buckets[bucket] = {
