@@ -21,11 +21,17 @@ regional_bronze_job = dg.define_asset_job(
 
 # Catches up whatever the sensors missed; loads are partition replaces, so repeats are safe.
 lakehouse_hourly_schedule = dg.build_schedule_from_partitioned_job(
-    lakehouse_hourly_job, minute_of_hour=15, name="lakehouse_hourly_schedule"
-)
+    lakehouse_hourly_job, minute_of_hour=15, name="lakehouse_hourly_schedule",
+    description="Catch-up of the last hour's bronze, silver and hourly gold. Needs the landing "
+    "S3 buckets reachable; stopped by default (a fresh machine has no S3 endpoint).",
+)  # fmt: skip
 
 
-@dg.schedule(job=regional_bronze_job, cron_schedule="20 * * * *", execution_timezone="UTC")
+@dg.schedule(
+    job=regional_bronze_job, cron_schedule="20 * * * *", execution_timezone="UTC",
+    description="The current hour of every region's bronze. Needs the regional S3 buckets "
+    "reachable; stopped by default (a fresh machine has no S3 endpoint).",
+)  # fmt: skip
 def regional_bronze_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
     """The current hour of every region's bronze, each hour."""
     hour = context.scheduled_execution_time.strftime("%Y-%m-%d-%H:00")

@@ -73,7 +73,9 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
         description=(
             f"Finds new or rewritten objects in the {scenario} landing bucket(s) and requests "
             f"each changed hour of bronze/{scenario} once. Cursor: JSON with the last upload "
-            "report seen, the digest requested per partition, and the reconciliation position."
+            "report seen, the digest requested per partition, and the reconciliation position. "
+            "Needs the landing buckets reachable with credentials; stopped by default because a "
+            "fresh machine has no S3 endpoint (a tick without one skips and says so)."
         ),
     )
     def landing_sensor(
