@@ -46,6 +46,10 @@ def loaded(s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: d
     return res, tmp_path / "warehouse.duckdb"
 
 
+def warehouse_columns(path: Path, table: str) -> list[str]:
+    return [r[0] for r in warehouse_rows(path, f"SELECT column_name FROM (DESCRIBE {table})")]
+
+
 def test_silver_dedups_and_counts_every_expectation(
     loaded: Any, instance: dg.DagsterInstance
 ) -> None:
@@ -66,6 +70,12 @@ def test_silver_dedups_and_counts_every_expectation(
     assert metadata["duplicates_removed"].value == 10
     assert metadata["rows_dropped_by_expectations"].value == 2
     assert metadata["dagster/row_count"].value == 18
+    # What the UI shows for the table: its name and every column, typed and described.
+    run_metadata = result.asset_materializations_for_node("silver__sensor_readings")[-1].metadata
+    assert run_metadata["dagster/table_name"].value == "lakehouse.dev.silver_sensor_readings"
+    columns = {c.name: c for c in run_metadata["dagster/column_schema"].value.columns}
+    assert columns["sensor_id"].description and columns["_partition_hour"].type == "TIMESTAMPTZ"
+    assert set(columns) == set(warehouse_columns(path, "silver_sensor_readings"))
     # The schematized copy wins the tie; every reading is there once.
     counts = warehouse_rows(
         path, "SELECT source_scenario, count(*) FROM silver_sensor_readings GROUP BY 1 ORDER BY 1"

@@ -25,6 +25,15 @@ from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
 
 QUARANTINE_CHECK = "no_quarantined_objects"
+LINEAGE_SCHEMA = (
+    ("_source_object", "VARCHAR", "landing object the row came from (s3://...)"),
+    ("_node_id", "VARCHAR", "edge node, from the object's sidecar"),
+    ("_region", "VARCHAR", "the node's region (regional: the bucket's)"),
+    ("_batch_id", "VARCHAR", "the agent's upload batch"),
+    ("_partition_hour", "TIMESTAMP WITH TIME ZONE", "event hour: the Dagster partition"),
+    ("_ingested_at", "TIMESTAMP WITH TIME ZONE", "when this load committed"),
+    ("_rescued_data", "VARCHAR", "schema mode rescue: columns bronze did not know, as JSON"),
+)
 
 
 class BronzeConfig(dg.Config):
@@ -55,13 +64,16 @@ def partition_targets(context: dg.AssetExecutionContext, scenario: str, landing:
 def _metadata(
     load: BronzeLoad, name: str, history: list[tuple], preview: dg.TableMetadataValue | None
 ) -> dict:
-    columns = [dg.TableColumn(f.name, str(f.type)) for f in (load.schema or [])]
+    columns = [dg.TableColumn(f.name, str(f.type)) for f in (load.schema or [])] + [
+        dg.TableColumn(name, kind, description=why) for name, kind, why in LINEAGE_SCHEMA
+    ]
     rows = "\n".join(
         f"| {v} | {change} | {mode} | {str(at)[:19]} | {len(json.loads(cols))} |"
         for v, change, mode, at, cols in history
     )
     return {
         "table": name,
+        "dagster/table_name": name,
         "run_rows": load.rows,
         "run_objects": load.objects,
         "run_objects_bulk_loaded": load.objects_bulk_loaded,
@@ -99,6 +111,7 @@ def bronze_asset_args(scenario: str, engine: str = "DuckDB") -> dict[str, Any]:
     regional = scenario == "regional"
     return dict(
         key=key,
+        owners=["team:data-platform"],
         deps=[dg.AssetKey(["landing", scenario])],
         partitions_def=regional_partitions if regional else hourly_partitions,
         group_name="bronze",

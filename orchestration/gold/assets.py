@@ -35,6 +35,7 @@ def hourly_gold_args(spec: GoldTable) -> dict[str, Any]:
     """What an hourly gold asset is, on either engine (all but its compute and kinds)."""
     return dict(
         key=["gold", spec.entity],
+        owners=["team:data-platform"],
         deps=[SILVER_KEY],
         partitions_def=hourly_partitions,
         group_name="gold",
@@ -79,6 +80,7 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 "table": warehouse.display_name("gold", spec.entity),
+                "dagster/table_name": warehouse.display_name("gold", spec.entity),
                 "run_partitions": len(context.partition_keys),
                 "run_rows_written": sum(by_hour.values()),
                 "dagster/column_schema": schema,
@@ -90,6 +92,7 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
 
 FLEET_HEALTH_ARGS: dict[str, Any] = dict(
     key=["gold", "fleet_health"],
+    owners=["team:data-platform"],
     deps=[SILVER_KEY],
     group_name="gold",
     pool="warehouse",
@@ -140,6 +143,7 @@ def fleet_health(
     yield dg.MaterializeResult(
         metadata={
             "table": warehouse.display_name("gold", "fleet_health"),
+            "dagster/table_name": warehouse.display_name("gold", "fleet_health"),
             "dagster/row_count": int(rows),
             "nodes": int(nodes),
             "silent_sensors": len(silent),
@@ -150,6 +154,7 @@ def fleet_health(
 
 READINGS_ALL_REGIONS_ARGS: dict[str, Any] = dict(
     key=["gold", "readings_all_regions"],
+    owners=["team:data-platform"],
     deps=[SILVER_KEY],
     group_name="gold",
     pool="warehouse",

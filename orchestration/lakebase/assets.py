@@ -53,6 +53,7 @@ def synced_table_args(spec: TableToSync) -> dict[str, Any]:
     """What a synced table asset is, on either engine (all but its compute and kinds)."""
     return dict(
         key=spec.asset_key,
+        owners=["team:data-platform"],
         deps=[spec.source_asset_key],
         group_name="lakebase",
         pool="warehouse",  # reads (and, incrementally, writes) the DuckDB file

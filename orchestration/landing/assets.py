@@ -22,6 +22,9 @@ landing_assets = [
         group_name="landing",
         kinds={"s3", "parquet"},
         partitions_def=hourly_partitions,
+        # Drawn as fed by the demo's simulated fleet; real nodes report through the same asset.
+        deps=[dg.AssetKey(["demo", "edge_fleet"])],
+        owners=["team:data-platform"],
         metadata={"bucket_pattern": f"{{prefix}}-databricks-{scenario}-{{region}}"},
         # A scenario whose nodes stop delivering turns this asset stale (warn 1 h, fail 2 h).
         freshness_policy=dg.FreshnessPolicy.time_window(

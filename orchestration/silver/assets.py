@@ -16,6 +16,7 @@ from orchestration.settings import ExpectationThresholds
 from orchestration.transforms.expectations import EXPECTATIONS, Expectation
 from orchestration.transforms.silver import (
     COLUMNS,
+    DESCRIPTIONS,
     SILVER_TABLE,
     deduplicated_select,
     kept_select,
@@ -128,8 +129,19 @@ def check_result(
     )
 
 
+def silver_column_schema() -> dg.TableSchema:
+    """Silver's columns with their types and what they hold (the UI's column view)."""
+    columns = [(name, kind) for name, kind, _ in COLUMNS] + [("source_scenario", "VARCHAR")]
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, kind, description=DESCRIPTIONS.get(name)) for name, kind in columns
+        ]
+    )
+
+
 SILVER_ASSET_ARGS: dict[str, Any] = dict(
     key=["silver", "sensor_readings"],
+    owners=["team:data-platform"],
     ins={
         **{
             f"bronze_{s}": dg.AssetIn(key=["bronze", s], dagster_type=dg.Nothing)
@@ -199,6 +211,8 @@ def silver_sensor_readings(
     yield dg.MaterializeResult(
         metadata={
             "table": warehouse.display_name("silver", "sensor_readings"),
+            "dagster/table_name": warehouse.display_name("silver", "sensor_readings"),
+            "dagster/column_schema": silver_column_schema(),
             "run_partitions": len(context.partition_keys),
             "run_rows_from_bronze": rows_in,
             "run_rows_written": written,

@@ -37,6 +37,17 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("_partition_hour", "TIMESTAMPTZ", "_partition_hour"),
 )
 SILVER_COLUMNS = (*(name for name, _, _ in COLUMNS), "source_scenario")
+DESCRIPTIONS = {
+    "node_id": "edge node that uploaded the reading (bronze _node_id)",
+    "region": "the node's region (bronze _region)",
+    "sensor_id": "sensor, e.g. AMS_000123; with event_time, the primary key",
+    "event_time": "when the sensor took the reading, UTC",
+    "emergency_reason": "threshold the emergency scenario flagged (emergency nodes only)",
+    "source_object": "landing object the row came from (s3://...)",
+    "source_id": "row id in the node's SQLite table",
+    "_partition_hour": "event hour: the Dagster partition",
+    "source_scenario": "scenario whose copy won deduplication",
+}
 
 
 def _quote(name: str) -> str:
