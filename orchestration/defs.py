@@ -9,7 +9,7 @@ from orchestration.automation import lakehouse_automation_sensor
 from orchestration.bronze.assets import bronze_assets
 from orchestration.bronze.preview_job import landing_preview_job
 from orchestration.bronze.sensors import landing_sensors
-from orchestration.fleet.assets import edge_demo_job, edge_fleet
+from orchestration.fleet.assets import edge_demo_job, edge_fleet, edge_fleet_sensor
 from orchestration.gold.assets import gold_assets
 from orchestration.lakebase.assets import synced_table_assets
 from orchestration.lakebase.postgres import Lakebase
@@ -74,6 +74,7 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
             *continuous_sensors(),
             dead_run_sensor,
             lakehouse_automation_sensor,
+            edge_fleet_sensor,
         ],
         resources={
             "landing": LandingZone(),

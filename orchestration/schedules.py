@@ -4,6 +4,7 @@ import dagster as dg
 
 from edge_agent.contract import SCENARIOS
 from orchestration.partitions import REGIONS
+from orchestration.settings import environment_settings
 
 _HOURLY = dg.AssetSelection.groups("silver", "gold") - dg.AssetSelection.assets(
     ["gold", "fleet_health"], ["gold", "readings_all_regions"]
@@ -22,6 +23,7 @@ regional_bronze_job = dg.define_asset_job(
 # Catches up whatever the sensors missed; loads are partition replaces, so repeats are safe.
 lakehouse_hourly_schedule = dg.build_schedule_from_partitioned_job(
     lakehouse_hourly_job, minute_of_hour=15, name="lakehouse_hourly_schedule",
+    default_status=environment_settings().schedule_status(),
     description="Catch-up of the last hour's bronze, silver and hourly gold. Needs the landing "
     "S3 buckets reachable; stopped by default (a fresh machine has no S3 endpoint).",
 )  # fmt: skip
@@ -29,6 +31,7 @@ lakehouse_hourly_schedule = dg.build_schedule_from_partitioned_job(
 
 @dg.schedule(
     job=regional_bronze_job, cron_schedule="20 * * * *", execution_timezone="UTC",
+    default_status=environment_settings().schedule_status(),
     description="The current hour of every region's bronze. Needs the regional S3 buckets "
     "reachable; stopped by default (a fresh machine has no S3 endpoint).",
 )  # fmt: skip

@@ -123,6 +123,10 @@ class EnvironmentSettings(BaseModel):
     silent_after_hours: int = Field(gt=0)
     incomplete_grace_minutes: float = Field(default=30, ge=0)
     expectations: ExpectationThresholds = ExpectationThresholds()
+    # The live local platform (`lakehouse-live`): landing sensors, schedules and the simulated
+    # fleet start RUNNING, because that command starts the S3 endpoint and PostgreSQL they need.
+    local_platform: bool = False
+    fleet_interval_seconds: int = Field(default=60, ge=10)
     # First hourly partition: near the data, so the UI's fill rates and "missing" backfill
     # presets mean something (older hours cannot be loaded; move it back to load history).
     partitions_start: str = Field(
@@ -148,6 +152,22 @@ class EnvironmentSettings(BaseModel):
     @property
     def schema(self) -> str:  # type: ignore[override]
         return self.schema_
+
+    def default_status(self) -> Any:
+        """RUNNING for what needs S3 and Postgres where the platform provides them, else
+        STOPPED (a fresh machine runs neither)."""
+        return (
+            dg.DefaultSensorStatus.RUNNING
+            if self.local_platform
+            else dg.DefaultSensorStatus.STOPPED
+        )
+
+    def schedule_status(self) -> Any:
+        return (
+            dg.DefaultScheduleStatus.RUNNING
+            if self.local_platform
+            else dg.DefaultScheduleStatus.STOPPED
+        )
 
     def table_name(self, layer: str, entity: str) -> str:
         """`{catalog}.{schema}.{layer}_{entity}`, unquoted (for display and metadata)."""

@@ -43,7 +43,7 @@ def test_the_demo_refuses_an_unknown_environment_with_one_line(tmp_path: Path) -
     assert "Traceback" not in proc.stderr  # (Dagster's BetaWarnings aside: issue 12)
     assert proc.stderr.strip().splitlines()[-1] == (
         "lakehouse-demo: LAKEHOUSE_ENV='prdo' is not one of dev, staging, prod, databricks, "
-        "databricks-classic "
+        "databricks-classic, live "
         "(defined in environments.yaml)"
     )
 

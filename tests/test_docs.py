@@ -36,8 +36,8 @@ def test_commands_the_docs_name_are_the_projects() -> None:
         tomllib.loads((ROOT / "edge_agent" / "pyproject.toml").read_text())["project"]["scripts"]
     )
     text = "\n".join(doc.read_text() for doc in DOCS)
-    commands = ("lakehouse-demo", "lakehouse-preview", "lakebase-load", "edge-agent",
-                "lakehouse-databricks-plan")  # fmt: skip
+    commands = ("lakehouse-demo", "lakehouse-live", "lakehouse-preview", "lakebase-load",
+                "edge-agent", "lakehouse-databricks-plan")  # fmt: skip
     for command in commands:
         assert command in scripts and f"`{command}" in text, command
 

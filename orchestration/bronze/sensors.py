@@ -69,7 +69,7 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
         name=f"landing_{scenario}_sensor",
         asset_selection=[bronze_key],
         minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.STOPPED,  # needs an S3 endpoint: turn on per env
+        default_status=environment_settings().default_status(),  # needs S3 (lakehouse-live)
         description=(
             f"Finds new or rewritten objects in the {scenario} landing bucket(s) and requests "
             f"each changed hour of bronze/{scenario} once. Cursor: JSON with the last upload "

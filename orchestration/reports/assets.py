@@ -273,7 +273,7 @@ reports_daily_job = dg.define_asset_job(  # the load test runs on demand, not da
 )
 reports_daily_schedule = dg.ScheduleDefinition(
     name="reports_daily_schedule", job=reports_daily_job, cron_schedule="0 6 * * *",
-    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.STOPPED,
+    execution_timezone="UTC", default_status=environment_settings().schedule_status(),
     description="Daily cost reports and the Asset Bundle. Needs the landing S3 buckets and the "
     "Lakebase PostgreSQL reachable; stopped by default because a fresh machine has neither "
     "running: turn it on where they run.",
