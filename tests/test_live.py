@@ -43,7 +43,7 @@ def test_live_platform_moves_data_on_its_own_and_stops_cleanly(tmp_path: Path) -
         )  # fmt: skip
     started = psutil.Process(proc.pid)
     try:
-        deadline = time.monotonic() + 360  # fleet every 60 s, sensors 60 s, automation 30 s
+        deadline = time.monotonic() + 400  # runs one at a time; sensors 60 s, automation 30 s
         wanted = ("demo/edge_fleet", "bronze/raw", "silver/sensor_readings",
                   "gold/sensor_hourly_stats", "lakebase/gold_sensor_hourly_stats")  # fmt: skip
         while time.monotonic() < deadline:

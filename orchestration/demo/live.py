@@ -2,7 +2,7 @@
 
 Starts on loopback the S3 endpoint (moto server), the embedded PostgreSQL and `dagster dev`
 (webserver and daemon) in the `live` environment, where the landing sensors, the schedules and
-the simulated fleet (`edge_fleet_sensor`: new readings and uploads every minute, late and
+the simulated fleet (`edge_fleet_sensor`: new readings and uploads every five minutes, late and
 invalid rows included) run by default, beside declarative automation. New hours land, bronze,
 silver, gold and the synced tables update themselves, and checks evaluate, in the UI.
 
