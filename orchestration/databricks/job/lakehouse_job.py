@@ -62,9 +62,27 @@ class VolumeContextLoader(PipesUnityCatalogVolumesContextLoader):
             yield data
 
 
+class WholeChunkChannel(PipesBufferedFilesystemMessageWriterChannel):
+    """Each message chunk written whole (temporary name, then renamed). On a workspace a Volume
+    or DBFS file is visible only once closed; under the stand-in the mount is a plain folder,
+    where a reader could otherwise see half a chunk and lose the rest of it."""
+
+    def upload_messages_chunk(self, payload: Any, index: int) -> None:
+        target = Path(self._path) / f"{index}.json"
+        staged = target.with_name(f".{index}.json.partial")
+        staged.write_text(payload.read(), encoding="utf-8")
+        staged.replace(target)
+
+
+def channel(path: str, interval: float) -> Any:
+    if LOCAL_VOLUMES or LOCAL_DBFS:
+        return WholeChunkChannel(path=path, interval=interval)
+    return PipesBufferedFilesystemMessageWriterChannel(path=path, interval=interval)
+
+
 class VolumeMessageWriter(PipesUnityCatalogVolumesMessageWriter):
     def make_channel(self, params: Any) -> Any:
-        return super().make_channel({**params, "path": volume_path(params["path"])})
+        return channel(volume_path(params["path"]), self.interval)
 
 
 def dbfs_path(path: str) -> str:
@@ -81,9 +99,7 @@ class DbfsContextLoader(PipesDbfsContextLoader):
 
 class DbfsMessageWriter(PipesDbfsMessageWriter):
     def make_channel(self, params: Any) -> Any:
-        return PipesBufferedFilesystemMessageWriterChannel(
-            path=dbfs_path(params["path"]), interval=self.interval
-        )
+        return channel(dbfs_path(params["path"]), self.interval)
 
 
 def pipes_channels() -> dict[str, Any]:
@@ -257,8 +273,9 @@ def _read_objects(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, dic
     """All objects as one DataFrame (with `_path`), and the objects whose columns cannot join.
 
     One merged scan when the files agree. Otherwise file by file: a column typed differently
-    takes the most common type; a file whose differing column holds only NULLs (an all-NULL
-    column written as Parquet's null type) is cast, any other file is left out with why.
+    takes the most common type among the files holding values in it (ties broken by name, never
+    by chance); a file whose differing column holds only NULLs (Parquet's null type) is cast, any
+    other file is left out with why.
     """
     with contextlib.suppress(Exception):  # Spark raises several kinds for incompatible files
         return _with_path(spark.read.option("mergeSchema", "true").parquet(*paths)), {}
@@ -267,7 +284,17 @@ def _read_objects(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, dic
     for _, df in frames:
         for f in df.schema.fields:
             seen.setdefault(f.name, []).append(f.dataType)
-    wanted = {name: max(set(types), key=types.count) for name, types in seen.items()}
+    wanted = {}
+    for name, types in seen.items():
+        if len(set(types)) > 1:  # only files holding values vote (an all-NULL column has any type)
+            types = [
+                f.dataType
+                for _, df in frames
+                for f in df.schema.fields
+                if f.name == name and df.where(F.col(name).isNotNull()).limit(1).count()
+            ] or types
+        candidates = sorted(set(types), key=lambda t: t.simpleString())  # ties: deterministic
+        wanted[name] = max(candidates, key=types.count)
     joined, unreconciled = None, {}
     for path, df in frames:
         for f in df.schema.fields:
