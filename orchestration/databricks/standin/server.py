@@ -497,18 +497,22 @@ def _wrap(call: Callable[..., Any]) -> Any:
         raise ApiError(409, "ALREADY_EXISTS", f"{exc.args[0]} already exists") from None
 
 
+def _object_routes(base: str, kind: str, state: Callable[[Handler], Any]) -> None:
+    """POST {base}/{kind} creates (409 if it exists), GET {base}/{kind}/{name} reads (404)."""
+
+    @route("POST", rf"{base}/{kind}")
+    def _create(h: Handler, _: dict[str, str], body: dict) -> Any:
+        return _wrap(lambda: state(h).create(kind, body))
+
+    @route("GET", rf"{base}/{kind}/(?P<name>[^/]+)")
+    def _get(h: Handler, p: dict[str, str], _: dict) -> Any:
+        return _wrap(lambda: state(h).get(kind, p["name"]))
+
+
 for _kind in ("catalogs", "schemas", "external-locations"):
-
-    def _make(kind: str) -> None:
-        @route("POST", rf"/api/2.1/unity-catalog/{kind}")
-        def _create(h: Handler, _: dict[str, str], body: dict) -> Any:
-            return _wrap(lambda: _unity(h).create(kind, body))
-
-        @route("GET", rf"/api/2.1/unity-catalog/{kind}/(?P<name>[^/]+)")
-        def _get(h: Handler, p: dict[str, str], _: dict) -> Any:
-            return _wrap(lambda: _unity(h).get(kind, p["name"]))
-
-    _make(_kind)
+    _object_routes("/api/2.1/unity-catalog", _kind, _unity)
+for _kind in ("instances", "catalogs", "synced_tables"):
+    _object_routes("/api/2.0/database", _kind, _lakebase)
 
 
 @route("GET", r"/api/2.1/unity-catalog/permissions/(?P<kind>[a-z_]+)/(?P<name>[^/]+)")
@@ -519,36 +523,6 @@ def _get_grants(h: Handler, p: dict[str, str], _: dict) -> Any:
 @route("PATCH", r"/api/2.1/unity-catalog/permissions/(?P<kind>[a-z_]+)/(?P<name>[^/]+)")
 def _update_grants(h: Handler, p: dict[str, str], body: dict) -> Any:
     return _unity(h).update_grants(p["kind"], p["name"], body.get("changes", []))
-
-
-@route("POST", r"/api/2.0/database/instances")
-def _create_instance(h: Handler, _: dict[str, str], body: dict) -> Any:
-    return _wrap(lambda: _lakebase(h).create("instances", body))
-
-
-@route("GET", r"/api/2.0/database/instances/(?P<name>[^/]+)")
-def _get_instance(h: Handler, p: dict[str, str], _: dict) -> Any:
-    return _wrap(lambda: _lakebase(h).get("instances", p["name"]))
-
-
-@route("POST", r"/api/2.0/database/catalogs")
-def _create_database_catalog(h: Handler, _: dict[str, str], body: dict) -> Any:
-    return _wrap(lambda: _lakebase(h).create("catalogs", body))
-
-
-@route("GET", r"/api/2.0/database/catalogs/(?P<name>[^/]+)")
-def _get_database_catalog(h: Handler, p: dict[str, str], _: dict) -> Any:
-    return _wrap(lambda: _lakebase(h).get("catalogs", p["name"]))
-
-
-@route("POST", r"/api/2.0/database/synced_tables")
-def _create_synced_table(h: Handler, _: dict[str, str], body: dict) -> Any:
-    return _wrap(lambda: _lakebase(h).create("synced_tables", body))
-
-
-@route("GET", r"/api/2.0/database/synced_tables/(?P<name>[^/]+)")
-def _get_synced_table(h: Handler, p: dict[str, str], _: dict) -> Any:
-    return _wrap(lambda: _lakebase(h).get("synced_tables", p["name"]))
 
 
 @route("POST", r"/api/2.0/pipelines/(?P<pipeline_id>[^/]+)/updates")
