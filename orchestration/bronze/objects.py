@@ -42,8 +42,8 @@ def unreadable_parquet(obj: LandingObject, error: Exception) -> QuarantinedObjec
     return QuarantinedObject(obj, f"unreadable Parquet: {str(error).splitlines()[0][:200]}")
 
 
-def stage(client: Any, obj: LandingObject, path: Path) -> StagedObject | QuarantinedObject:
-    """Download the object to `path`, hashing as it streams; keep it only if the checksum holds."""
+def read_sidecar(client: Any, obj: LandingObject) -> dict[str, Any] | QuarantinedObject:
+    """The object's JSON sidecar, or the object quarantined with why it cannot be read."""
     try:
         sidecar = json.loads(
             client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key)["Body"].read()
@@ -54,6 +54,14 @@ def stage(client: Any, obj: LandingObject, path: Path) -> StagedObject | Quarant
         return _unreachable(obj, exc)
     if not isinstance(sidecar, dict):
         return QuarantinedObject(obj, "metadata sidecar is not a JSON object")
+    return sidecar
+
+
+def stage(client: Any, obj: LandingObject, path: Path) -> StagedObject | QuarantinedObject:
+    """Download the object to `path`, hashing as it streams; keep it only if the checksum holds."""
+    sidecar = read_sidecar(client, obj)
+    if isinstance(sidecar, QuarantinedObject):
+        return sidecar
     digest, size = hashlib.sha256(), 0
     try:
         body = client.get_object(Bucket=obj.bucket, Key=obj.key)["Body"]

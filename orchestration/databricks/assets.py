@@ -1,14 +1,12 @@
 """Bronze, silver and gold on Databricks: the same assets (keys, partitions, checks,
 automation) as the DuckDB engine, each run as one Databricks job run through Dagster Pipes."""
 
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-from botocore.exceptions import BotoCoreError, ClientError
 
 from edge_agent.contract import SCENARIOS
 from orchestration.bronze.assets import (
@@ -17,6 +15,7 @@ from orchestration.bronze.assets import (
     bronze_asset_args,
     partition_targets,
 )
+from orchestration.bronze.objects import QuarantinedObject, read_sidecar
 from orchestration.bronze.targets import PartitionTarget
 from orchestration.databricks import plan
 from orchestration.databricks.workspace import Databricks
@@ -43,13 +42,14 @@ def _run_metadata(run: dict[str, Any], settings: Any, layer: str, entity: str) -
 # -- bronze -------------------------------------------------------------------------------
 
 
-def _object_entry(client: Any, target: PartitionTarget, obj: LandingObject) -> dict[str, Any]:
-    """What the job needs to verify and load one object: the sidecar's checksum and rows."""
-    try:
-        body = client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key)["Body"].read()
-        sidecar = json.loads(body)
-    except (ValueError, ClientError, BotoCoreError):
-        sidecar = {}
+def _object_entry(
+    client: Any, target: PartitionTarget, obj: LandingObject
+) -> dict[str, Any] | QuarantinedObject:
+    """What the job needs to verify and load one object: the sidecar's checksum and rows (or
+    the object quarantined, as the DuckDB path does, when its sidecar cannot be read)."""
+    sidecar = read_sidecar(client, obj)
+    if isinstance(sidecar, QuarantinedObject):
+        return sidecar
     return {
         "uri": obj.uri,
         "size": obj.size,
@@ -93,8 +93,14 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                 "backfill a smaller range",
                 allow_retries=False,
             )
-        with ThreadPoolExecutor(16) as pool:
-            objects = list(pool.map(lambda item: _object_entry(client, *item), listed))
+        with ThreadPoolExecutor(16) as pool:  # a sidecar that cannot be read quarantines
+            entries = list(pool.map(lambda item: _object_entry(client, *item), listed))
+        objects = [e for e in entries if not isinstance(e, QuarantinedObject)]
+        unread = [
+            {"uri": obj.uri, "reason": e.reason, "partition_key": t.partition_key}
+            for (t, obj), e in zip(listed, entries, strict=True)
+            if isinstance(e, QuarantinedObject)
+        ]
         incomplete = [
             {"uri": half.uri, "reason": half.reason(), "partition_key": t.partition_key}
             for t, h in zip(targets, hours, strict=True)
@@ -104,7 +110,7 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
             settings, f"bronze_{scenario}", targets, objects, config.schema_mode
         )
         figures, run = databricks.run_step(context, "bronze", extras)
-        quarantined = [*incomplete, *figures.get("quarantined", [])]
+        quarantined = [*incomplete, *unread, *figures.get("quarantined", [])]
         rows = figures.get("rows_by_partition", {})
         loaded = figures.get("objects_by_partition", {})
         for target in targets:
