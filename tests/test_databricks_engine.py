@@ -81,6 +81,12 @@ def standin(tmp_path: Path, s3_env: str) -> Iterator[Workspace]:
         yield workspace
 
 
+def fast_polling(workspace: Workspace) -> Databricks:
+    """The resource against the stand-in, polling runs and messages every half second."""
+    return Databricks(host=workspace.host, token=TOKEN, message_interval_seconds=0.5,
+                      poll_interval_seconds=0.5)  # fmt: skip
+
+
 def _range_tags(first: str, last: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
 
@@ -160,8 +166,7 @@ def test_databricks_path_on_local_spark_equals_duckdb(
     monkeypatch.setenv("LAKEHOUSE_ENV", "databricks")
     db_res = {
         "landing": res["landing"],
-        "databricks": Databricks(host=standin.host, token=TOKEN, message_interval_seconds=0.5,
-                                 poll_interval_seconds=0.5),
+        "databricks": fast_polling(standin),
     }  # fmt: skip
     bronze = [a for a in databricks_assets.bronze_assets
               if a.key.path[-1] in ("raw", "schematized")]  # fmt: skip
@@ -221,8 +226,7 @@ def test_classic_job_clusters_exchange_pipes_messages_through_dbfs(
     monkeypatch.setenv("LAKEHOUSE_ENV", "databricks-classic")
     res = {
         "landing": LandingZone(bucket_prefix=landing, endpoint_url=s3_env),
-        "databricks": Databricks(host=standin.host, token=TOKEN, message_interval_seconds=0.5,
-                                 poll_interval_seconds=0.5),
+        "databricks": fast_polling(standin),
     }  # fmt: skip
     bronze = next(a for a in databricks_assets.bronze_assets if a.key.path[-1] == "raw")
     result = dg.materialize([bronze], resources=res, instance=instance, partition_key=hour_key(NOW))
@@ -249,8 +253,7 @@ def test_expect_or_fail_blocks_the_databricks_silver_write(
     put_object(s3, bucket(bucket_prefix, "raw"), NOW, rows)
     res = {
         "landing": LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env),
-        "databricks": Databricks(host=standin.host, token=TOKEN, message_interval_seconds=0.5,
-                                 poll_interval_seconds=0.5),
+        "databricks": fast_polling(standin),
     }  # fmt: skip
     bronze = next(a for a in databricks_assets.bronze_assets if a.key.path[-1] == "raw")
     dg.materialize([bronze], resources=res, instance=instance, partition_key=hour_key(NOW))
