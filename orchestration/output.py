@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from orchestration.home import dagster_home, private_directory, write_private
+from orchestration.transforms.columns import DESCRIPTIONS
 
 
 def reports_directory() -> Path:
@@ -47,7 +50,7 @@ def table_preview(frame: pl.DataFrame, max_columns: int = 12) -> dg.TableMetadat
     shown = frame.with_columns(
         pl.col(name).cast(pl.String)
         for name, dtype in frame.schema.items()
-        if not (dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.String)
+        if not (dtype.is_integer() or dtype.is_float() or dtype in (pl.Boolean, pl.String))
     )
     return dg.MetadataValue.table(
         records=[dg.TableRecord(row) for row in shown.to_dicts()],
@@ -55,3 +58,35 @@ def table_preview(frame: pl.DataFrame, max_columns: int = 12) -> dg.TableMetadat
             columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
         ),
     )
+
+
+def table_schema(columns: Iterable[tuple[str, str]]) -> dg.TableSchema:
+    """(name, type) pairs as the UI's column schema, each column with what it holds."""
+    described = [dg.TableColumn(n, kind, description=DESCRIPTIONS.get(n)) for n, kind in columns]
+    return dg.TableSchema(columns=described)
+
+
+def warehouse_table(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    name: str,
+    database: Path,
+    where: str = "true",
+    params: Sequence[Any] = (),
+    order: str = "",
+) -> dict[str, Any]:
+    """What every warehouse table shows in the UI: its name, full column schema with
+    descriptions, the first rows written (as a table) and the DuckDB file it lives in."""
+    quoted = '"' + table.replace('"', '""') + '"'
+    columns = conn.execute(f"DESCRIBE {quoted}").fetchall()
+    rows = conn.execute(
+        f"SELECT * FROM {quoted} WHERE {where} {f'ORDER BY {order}' if order else ''} LIMIT 5",
+        list(params),
+    ).to_arrow_table()
+    return {
+        "table": name,
+        "dagster/table_name": name,
+        "dagster/column_schema": table_schema((c[0], c[1]) for c in columns),
+        "preview": table_preview(pl.from_arrow(rows)),  # type: ignore[arg-type]
+        "warehouse_file": dg.MetadataValue.path(str(database)),
+    }

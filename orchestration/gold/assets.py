@@ -8,6 +8,7 @@ import dagster as dg
 from orchestration.automation import on_upstream_change
 from orchestration.changes import record_change
 from orchestration.landing.objects import hour_key
+from orchestration.output import warehouse_table
 from orchestration.partitions import hourly_partitions
 from orchestration.transforms.gold import (
     GOLD_TABLES,
@@ -20,15 +21,6 @@ from orchestration.warehouse import Warehouse, create_table_like, quote, table_e
 
 SILVER_KEY = dg.AssetKey(["silver", "sensor_readings"])
 SILENT_CHECK = "no_silent_sensors"
-
-
-def _columns(conn, table: str) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(name, kind)
-            for name, kind, *_ in conn.execute(f"DESCRIBE {quote(table)}").fetchall()
-        ]
-    )
 
 
 def hourly_gold_args(spec: GoldTable) -> dict[str, Any]:
@@ -72,18 +64,19 @@ def build_hourly_gold(spec: GoldTable) -> dg.AssetsDefinition:
                     bounds,
                 ).fetchall()
             }
-            schema = _columns(conn, table)
+            shown = warehouse_table(
+                conn, table, warehouse.display_name("gold", spec.entity), warehouse.path(),
+                "hour >= ? AND hour < ?", bounds, "hour DESC",
+            )  # fmt: skip
         for partition_key in context.partition_keys:  # each hour carries its own count
             context.add_asset_metadata(
                 {"dagster/row_count": by_hour.get(partition_key, 0)}, partition_key=partition_key
             )
         return dg.MaterializeResult(
             metadata={
-                "table": warehouse.display_name("gold", spec.entity),
-                "dagster/table_name": warehouse.display_name("gold", spec.entity),
+                **shown,
                 "run_partitions": len(context.partition_keys),
                 "run_rows_written": sum(by_hour.values()),
-                "dagster/column_schema": schema,
             }
         )
 
@@ -125,7 +118,10 @@ def fleet_health(
             "WHERE status = 'silent' ORDER BY last_reading_at"
         ).fetchall()
         nodes = conn.execute("SELECT count(DISTINCT node_id) FROM gold_fleet_health").fetchone()[0]  # type: ignore[index]
-        schema = _columns(conn, "gold_fleet_health")
+        shown = warehouse_table(
+            conn, "gold_fleet_health", warehouse.display_name("gold", "fleet_health"),
+            warehouse.path(), order="last_reading_at DESC",
+        )  # fmt: skip
     listing = "\n".join(f"| {n} | {s} | {str(t)[:19]} |" for n, s, t in silent[:50])
     yield dg.AssetCheckResult(
         check_name=SILENT_CHECK,
@@ -142,12 +138,10 @@ def fleet_health(
     context.log.info(f"{rows} sensors on {nodes} nodes, {len(silent)} silent")
     yield dg.MaterializeResult(
         metadata={
-            "table": warehouse.display_name("gold", "fleet_health"),
-            "dagster/table_name": warehouse.display_name("gold", "fleet_health"),
+            **shown,
             "dagster/row_count": int(rows),
             "nodes": int(nodes),
             "silent_sensors": len(silent),
-            "dagster/column_schema": schema,
         }
     )
 
@@ -171,6 +165,11 @@ def readings_all_regions(warehouse: Warehouse) -> dg.MaterializeResult:
         conn.execute(
             f"CREATE OR REPLACE VIEW gold_readings_all_regions AS {READINGS_ALL_REGIONS_SELECT}"
         )
+        shown = warehouse_table(
+            conn, "gold_readings_all_regions",
+            warehouse.display_name("gold", "readings_all_regions"), warehouse.path(),
+            order="event_time DESC",
+        )  # fmt: skip
         by_region = dict(
             conn.execute(
                 "SELECT region, count(*) FROM gold_readings_all_regions GROUP BY ALL ORDER BY ALL"
@@ -178,7 +177,7 @@ def readings_all_regions(warehouse: Warehouse) -> dg.MaterializeResult:
         )
     return dg.MaterializeResult(
         metadata={
-            "view": warehouse.display_name("gold", "readings_all_regions"),
+            **shown,
             "rows_by_region": dg.MetadataValue.json(by_region),
             "dagster/row_count": sum(by_region.values()),
         }

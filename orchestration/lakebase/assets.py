@@ -3,6 +3,8 @@
 from typing import Any
 
 import dagster as dg
+import polars as pl
+from psycopg import sql
 
 from orchestration.automation import on_upstream_change
 from orchestration.lakebase.postgres import Lakebase
@@ -14,6 +16,7 @@ from orchestration.lakebase.sync import (
 )
 from orchestration.lakebase.target import LockWaitExceededError, SchemaChangeRefusedError
 from orchestration.lakebase.workload import SyncPolicy, TableToSync, load_workload
+from orchestration.output import table_preview, table_schema
 from orchestration.warehouse import Warehouse
 
 SYNC_ERRORS = (
@@ -30,8 +33,29 @@ def _automation(spec: TableToSync) -> dg.AutomationCondition | None:
     return None  # SNAPSHOT: by schedule or by hand; CONTINUOUS: by its sensor
 
 
+def _shown(lakebase: Lakebase, schema: str, table: str) -> dict[str, Any]:
+    """The synced table as Postgres has it: columns (with what they hold) and first rows."""
+    with lakebase.connect() as conn:
+        columns = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            [schema, table],
+        ).fetchall()
+        query = sql.SQL("SELECT * FROM {} LIMIT 5").format(sql.Identifier(schema, table))
+        rows = conn.execute(query).fetchall()
+    names = [name for name, _ in columns]
+    frame = pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+    return {
+        "dagster/table_name": f"{schema}.{table}",
+        "dagster/column_schema": table_schema(columns),
+        "preview": table_preview(frame) if rows else dg.MetadataValue.text("no rows"),
+        "postgres_url": dg.MetadataValue.url(lakebase.connection_url()),
+    }
+
+
 def _metadata(result: SyncResult, lakebase: Lakebase, schema: str) -> dict:
     return {
+        **_shown(lakebase, schema, result.table),
         "postgres_table": f"{schema}.{result.table}",
         "dagster/row_count": result.target_rows,
         "scheduling_policy": result.policy.value,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import dagster as dg
 import psycopg
@@ -152,6 +152,21 @@ class Lakebase(dg.ConfigurableResource):
         if not password:
             return dsn
         return psycopg.conninfo.make_conninfo(dsn, password=password)
+
+    def connection_url(self) -> str:
+        """A `postgresql://` URL a SQL client opens (psql, DBeaver, pgAdmin register the
+        scheme), with no password or token in it; a Unix socket goes in `?host=`."""
+        parts = {k: v for k, v in psycopg.conninfo.conninfo_to_dict(self.resolved_dsn()).items()}
+        parts.pop("password", None)
+        host, port = str(parts.pop("host", "") or ""), parts.pop("port", None)
+        user, database = parts.pop("user", None), parts.pop("dbname", None)
+        query = {k: str(v) for k, v in parts.items() if v}
+        netloc = f"{quote(str(user))}@" if user else ""
+        if host.startswith("/"):
+            query = {"host": host, **query}
+        else:
+            netloc += host + (f":{port}" if port else "")
+        return urlunsplit(("postgresql", netloc, f"/{database or ''}", urlencode(query), ""))
 
     def psql_command(self) -> str:
         """How a person connects, without printing a password or token."""

@@ -11,12 +11,12 @@ import duckdb
 from edge_agent.contract import SCENARIOS
 from orchestration.automation import on_upstream_change
 from orchestration.landing.objects import hour_key
+from orchestration.output import table_schema, warehouse_table
 from orchestration.partitions import hourly_partitions
 from orchestration.settings import ExpectationThresholds
 from orchestration.transforms.expectations import EXPECTATIONS, Expectation
 from orchestration.transforms.silver import (
     COLUMNS,
-    DESCRIPTIONS,
     SILVER_TABLE,
     deduplicated_select,
     kept_select,
@@ -131,11 +131,8 @@ def check_result(
 
 def silver_column_schema() -> dg.TableSchema:
     """Silver's columns with their types and what they hold (the UI's column view)."""
-    columns = [(name, kind) for name, kind, _ in COLUMNS] + [("source_scenario", "VARCHAR")]
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(name, kind, description=DESCRIPTIONS.get(name)) for name, kind in columns
-        ]
+    return table_schema(
+        [(name, kind) for name, kind, _ in COLUMNS] + [("source_scenario", "VARCHAR")]
     )
 
 
@@ -202,6 +199,10 @@ def silver_sensor_readings(
         conn.execute(f"INSERT INTO {SILVER_TABLE} BY NAME {kept_select()}")
         conn.execute("COMMIT")
         per_hour = partition_figures(conn, start, end)
+        shown = warehouse_table(
+            conn, SILVER_TABLE, warehouse.display_name("silver", "sensor_readings"),
+            warehouse.path(), window, [start, end], "event_time DESC",
+        )  # fmt: skip
     written = sum(p.written for p in per_hour.values())
     for partition_key in context.partition_keys:  # each hour carries its own figures
         figures = per_hour.get(partition_key, HourFigures())
@@ -210,8 +211,7 @@ def silver_sensor_readings(
         yield check_result(e, counts[e.name], rows, thresholds)
     yield dg.MaterializeResult(
         metadata={
-            "table": warehouse.display_name("silver", "sensor_readings"),
-            "dagster/table_name": warehouse.display_name("silver", "sensor_readings"),
+            **shown,
             "dagster/column_schema": silver_column_schema(),
             "run_partitions": len(context.partition_keys),
             "run_rows_from_bronze": rows_in,
