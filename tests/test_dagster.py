@@ -218,6 +218,17 @@ def test_main_demo_command_runs_end_to_end(demo_run: DemoRun) -> None:
     assert counts["gold_readings_all_regions"] == counts["silver_sensor_readings"]
     # 4 sensors on each of 5 nodes; the emergency node only sends readings needing attention.
     assert 16 <= counts["gold_fleet_health"] <= 20
+    # The sensor pages show the ticks that launched the demo's bronze runs.
+    from orchestration.demo.ticks import sensor_selector_id
+
+    for scenario in ("raw", "schematized", "filtered", "emergency", "regional"):
+        selector = sensor_selector_id(f"landing_{scenario}_sensor")
+        ticks = instance.get_ticks(selector, selector)
+        assert len(ticks) == 1 and ticks[0].status.value == "SUCCESS", scenario
+        runs = instance.get_runs(dg.RunsFilter(run_ids=list(ticks[0].run_ids)))
+        assert runs and all(r.tags["dagster/sensor_name"] == ticks[0].instigator_name
+                            for r in runs)  # fmt: skip
+        assert ticks[0].cursor  # the sensor's cursor, as the daemon would store it
     # Every table asset shows its columns (each described), its first rows as a table, and
     # where it lives, as a link or a path that opens.
     tables = ("silver/sensor_readings", "gold/sensor_hourly_stats", "gold/fleet_health",

@@ -131,22 +131,29 @@ def test_the_ui_shows_the_demo_and_runs_a_gold_asset(
     for text in ("lakehouse.dev.gold_fleet_health", "last_reading_at", "data-platform",
                  "when this sensor's latest reading was taken"):  # fmt: skip
         assert text in body, text
-    body = user.open("/assets/gold/fleet_health?view=events", "Materialized",
-                     shot="04-asset-events")  # fmt: skip
-    assert "preview" in body
+    body = user.open("/assets/gold/fleet_health?view=events", "Metadata", shot="04-asset-events")
+    for text in ("Materialized in run", "preview", "warehouse_file", "dagster/column_schema"):
+        assert text in body, text
 
     # Silver's checks: all twelve evaluated, none failed on a healthy demo, actions shown.
     body = user.open("/assets/silver/sensor_readings?view=checks", "sensor_id_present",
                      shot="05-silver-checks")  # fmt: skip
     assert re.search(r"Checks \(12\)", body)
-    assert "Failed" not in body and "expect_or_drop" in body
+    statuses = re.findall(r"\n(Succeeded|Failed|Errored|Not evaluated)\n", body)
+    assert statuses[:12] == ["Succeeded"] * 12, statuses
+    user.page.get_by_text("temperature_in_range", exact=True).first.click()
+    user.page.get_by_text("expect_or_drop: temperature within physical limits").wait_for()
+    user.page.get_by_text("rows_dropped", exact=True).first.wait_for()
+    user.page.screenshot(path=SCREENSHOTS / "05b-drop-check.png")
+    user.page.get_by_text("sensor_id_present", exact=True).first.click()
+    user.page.get_by_text("blocking", exact=True).first.wait_for()  # expect_or_fail blocks
 
     # The automation page lists the sensors and schedules, with history for the landing ones.
     body = user.open("/automation", "lakehouse_automation_sensor", shot="06-automation")
     for name in ("landing_raw_sensor", "lakehouse_hourly_schedule", "edge_fleet_sensor"):
         assert name in body
-    body = user.open("/locations/definitions.py/sensors/landing_raw_sensor",
-                     "landing_raw_sensor", shot="07-landing-sensor")  # fmt: skip
+    body = user.open("/locations/definitions.py/sensors/landing_raw_sensor", "Latest tick",
+                     shot="07-landing-sensor")  # fmt: skip
     assert "Sensor has never run" not in body  # the demo's ticks are in the instance
 
     # Materialize one gold asset from the UI and wait for the run to succeed there.

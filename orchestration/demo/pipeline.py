@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from edge_agent.contract import SCENARIOS
+from orchestration.demo.ticks import recorded_tick
 from orchestration.lakebase.sensors import CONTINUOUS_INTERVAL_SECONDS
 from orchestration.lakebase.workload import SyncPolicy, load_workload
 from orchestration.resources import LandingZone
@@ -55,25 +56,33 @@ def tick_sensors_and_load_bronze(
     outcome = SensorRound()
     for scenario in SCENARIOS:
         sensor = defs.resolve_sensor_def(f"landing_{scenario}_sensor")
-        context = dg.build_sensor_context(instance=instance, resources={"landing": landing})
-        result = sensor(context)
-        requests = list(result.run_requests or [])
-        outcome.requests[scenario] = requests
-        key = dg.AssetKey(["bronze", scenario])
-        job = defs.resolve_implicit_job_def_def_for_assets([key])
-        for request in requests:
-            run = job.execute_in_process(
-                instance=instance,
-                partition_key=request.partition_key,
-                asset_selection=[key],
-                tags={**request.tags, "dagster/sensor_name": sensor.name},
-                raise_on_error=False,
-                run_config=quiet(),
-            )
-            if not run.success:
-                outcome.failed_runs.append(f"bronze/{scenario} {request.partition_key}")
-            outcome.hours.add(str(request.partition_key).split("|")[0])
+        with recorded_tick(instance, sensor.name) as tick:
+            context = dg.build_sensor_context(instance=instance, resources={"landing": landing})
+            result = sensor(context)
+            requests = list(result.run_requests or [])
+            tick.cursor, tick.skip_reason = result.cursor, _skip_message(result)
+            outcome.requests[scenario] = requests
+            key = dg.AssetKey(["bronze", scenario])
+            job = defs.resolve_implicit_job_def_def_for_assets([key])
+            for request in requests:
+                run = job.execute_in_process(
+                    instance=instance,
+                    partition_key=request.partition_key,
+                    asset_selection=[key],
+                    tags={**request.tags, "dagster/sensor_name": sensor.name},
+                    raise_on_error=False,
+                    run_config=quiet(),
+                )
+                tick.run_ids.append(run.run_id)
+                if not run.success:
+                    outcome.failed_runs.append(f"bronze/{scenario} {request.partition_key}")
+                outcome.hours.add(str(request.partition_key).split("|")[0])
     return outcome
+
+
+def _skip_message(result: dg.SensorResult | dg.SkipReason | None) -> str | None:
+    skip = getattr(result, "skip_reason", None) if isinstance(result, dg.SensorResult) else result
+    return getattr(skip, "skip_message", None)
 
 
 def build_derived(
