@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +92,45 @@ def warehouse_table(
         "preview": table_preview(pl.from_arrow(rows)),  # type: ignore[arg-type]
         "warehouse_file": dg.MetadataValue.path(str(database)),
     }
+
+
+def money(usd: float) -> str:
+    """Money as money: $1,234.56; $0.0042 under a dollar; $1.23M from a million."""
+    if abs(usd) >= 1e6:
+        return f"${usd / 1e6:,.2f}M"
+    return f"${usd:,.4f}" if 0 < abs(usd) < 1 else f"${usd:,.2f}"
+
+
+def svg_bar_panels(
+    panels: dict[str, dict[str, float]], label: Callable[[float], str] = money
+) -> str:
+    """Horizontal bar charts side by side as one SVG (each panel scaled to its own largest
+    value, so a 10-node and a 100,000-node fleet are both readable)."""
+    bar_h, gap, label_w, bar_w, panel_w = 22, 8, 90, 170, 340
+    rows = max((len(p) for p in panels.values()), default=0)
+    height = 40 + rows * (bar_h + gap)
+    colors = ("#4F43DD", "#2EB67D", "#E3A008", "#6B7280")
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{panel_w * len(panels)}" '
+        f'height="{height}" font-family="sans-serif" font-size="12">'
+    ]
+    for i, (title, values) in enumerate(panels.items()):
+        x0, top = i * panel_w, max(values.values(), default=0) or 1
+        parts.append(f'<text x="{x0 + 4}" y="16" font-weight="bold">{escape(title)}</text>')
+        for j, (name, value) in enumerate(values.items()):
+            y = 28 + j * (bar_h + gap)
+            width = max(1, round(value / top * bar_w)) if value > 0 else 0
+            color = colors[j % len(colors)]
+            parts += [
+                f'<text x="{x0 + 4}" y="{y + 15}">{escape(name)}</text>',
+                f'<rect x="{x0 + label_w}" y="{y}" width="{width}" height="{bar_h}" '
+                f'fill="{color}"/>',
+                f'<text x="{x0 + label_w + width + 4}" y="{y + 15}">{escape(label(value))}</text>',
+            ]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_markdown(svg: str, alt: str) -> str:
+    """An SVG inline in Markdown metadata: the UI draws it as an image."""
+    return f"![{alt}](data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()})"

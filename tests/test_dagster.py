@@ -41,6 +41,7 @@ EXPECTED_ASSET_KEYS = {
     "reports/dashboard_queries",
     "reports/lakebase_cost",
     "reports/pipeline_cost",
+    "reports/fleet_cost_projection",
     "reports/query_load",
 }
 
@@ -266,6 +267,21 @@ def test_main_demo_command_runs_end_to_end(demo_run: DemoRun) -> None:
                       "gold_region_hourly_stats"):  # fmt: skip
             synced = conn.execute(f"SELECT count(*) FROM dev.{table}").fetchone()
             assert synced == (counts[table],), table
+    # Cost reports as charts with money, and what a fleet of 10 / 1,000 / 100,000 would cost.
+    projection = instance.get_latest_materialization_event(
+        dg.AssetKey(["reports", "fleet_cost_projection"])
+    )
+    metadata = projection.asset_materialization.metadata  # type: ignore[union-attr]
+    assert "data:image/svg+xml;base64," in str(metadata["chart"].value)
+    document = json.loads((home / "reports" / "fleet_cost_projection.json").read_text())
+    totals = [document["monthly_usd"][n]["total"] for n in ("10", "1000", "100000")]
+    assert 0 < totals[0] < totals[1] < totals[2], totals
+    s3 = [document["monthly_usd"][n]["s3"] for n in ("10", "1000", "100000")]
+    assert s3[2] == pytest.approx(s3[0] * 10_000)  # S3 scales with the fleet
+    assert "| 100,000 |" in str(metadata["projection"].value) and "$" in str(
+        metadata["projection"].value
+    )
+    assert "fleet cost per month: 10 nodes $" in out
     assert "Connect:  psql '" in out and str(home / "reports" / "lakebase_cost.json") in out
     queries = instance.get_latest_materialization_event(
         dg.AssetKey(["reports", "dashboard_queries"])

@@ -79,13 +79,18 @@ class UserSession:
         self.page, self.base, self.script_errors = page, base, []
         page.on("pageerror", lambda error: self.script_errors.append(str(error)))
         page.set_default_timeout(60_000)
+        # A fresh instance shows a "Join the Dagster community" dialog once, at a moment of its
+        # choosing; Playwright dismisses it whenever it blocks an action.
+        page.add_locator_handler(
+            page.get_by_text("Join the Dagster community"),
+            lambda: page.get_by_role("button", name="Skip").click(),
+        )
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def open(self, path: str, *expected: str, shot: str) -> str:
         self.page.goto(self.base + path)
         for text in expected:
             self.page.get_by_text(text, exact=True).first.wait_for()
-        self.dismiss_welcome()
         self.page.wait_for_timeout(500)  # let lazy panels (metadata, plots) settle
         self.page.screenshot(path=SCREENSHOTS / f"{shot}.png", full_page=True)
         body = self.page.inner_text("body")
@@ -93,13 +98,6 @@ class UserSession:
         assert not shown, f"{path}: {shown}"
         assert not self.script_errors, f"{path}: {self.script_errors}"
         return body
-
-    def dismiss_welcome(self) -> None:
-        """The 'Join the Dagster community' dialog a fresh instance shows once."""
-        skip = self.page.get_by_role("button", name="Skip")
-        if skip.count():
-            skip.first.click()
-            skip.first.wait_for(state="detached")
 
 
 def _latest_run(home: Path, asset: dg.AssetKey, after: float) -> dg.DagsterRun | None:
@@ -156,10 +154,20 @@ def test_the_ui_shows_the_demo_and_runs_a_gold_asset(
                      shot="07-landing-sensor")  # fmt: skip
     assert "Sensor has never run" not in body  # the demo's ticks are in the instance
 
+    # The fleet cost projection is a chart, drawn in the UI, with money as money.
+    body = user.open("/assets/reports/fleet_cost_projection?view=events", "Metadata",
+                     shot="08-cost-projection")  # fmt: skip
+    user.page.get_by_text("[Show Markdown]").first.click()  # the UI opens long Markdown
+    chart = user.page.get_by_alt_text("monthly cost by fleet size").first
+    chart.wait_for()
+    user.page.screenshot(path=SCREENSHOTS / "08b-cost-chart.png")
+    assert chart.evaluate("image => image.complete && image.naturalWidth") > 300
+    assert re.search(r"\$[\d,]+\.\d\d", body) and "100,000" in body
+
     # Materialize one gold asset from the UI and wait for the run to succeed there.
     asset = dg.AssetKey(["gold", "fleet_health"])
     clicked = time.time()
-    user.open("/assets/gold/fleet_health", "Latest materialization", shot="08-before-run")
+    user.open("/assets/gold/fleet_health", "Latest materialization", shot="09-before-run")
     user.page.locator("button").filter(has_text=re.compile(r"^Materialize$")).first.click()
     user.page.get_by_text("Launched run").first.wait_for()
     deadline = time.monotonic() + 240
@@ -170,7 +178,7 @@ def test_the_ui_shows_the_demo_and_runs_a_gold_asset(
             break
         time.sleep(2)
     assert run is not None and run.is_finished, run
-    body = user.open(f"/runs/{run.run_id}", "Success", shot="09-run")
+    body = user.open(f"/runs/{run.run_id}", "Success", shot="10-run")
     assert run.status == dg.DagsterRunStatus.SUCCESS, body[-2000:]
     with dg.DagsterInstance.from_config(str(demo_run.home)) as instance:
         latest = instance.get_latest_materialization_event(asset)

@@ -39,6 +39,7 @@ from orchestration.fleet.config import FleetConfig
 from orchestration.home import dagster_home as home_directory
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.workload import load_workload
+from orchestration.output import money
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
 
@@ -151,6 +152,12 @@ def print_lakebase(
         print(f"  Lakebase per month: provisioned ${totals['provisioned']:,.2f}, "
               f"autoscaling ${totals['autoscaling']:,.2f}")  # fmt: skip
     print(f"  pipeline cost: {reports / 'pipeline_cost.json'}")
+    projection = reports / "fleet_cost_projection.json"
+    if projection.exists():
+        monthly = json.loads(projection.read_text())["monthly_usd"]
+        sizes = ", ".join(f"{int(n):,} nodes {money(p['total'])}" for n, p in monthly.items())
+        print(f"  fleet cost per month: {sizes} (S3, compute, Lakebase): "
+              f"{reports / 'fleet_cost_projection.svg'}")  # fmt: skip
     load_file = reports / "query_load.json"
     if load_file.exists():
         load = json.loads(load_file.read_text())

@@ -14,8 +14,17 @@ from orchestration.lakebase.bundle import bundle_resources, bundle_yaml
 from orchestration.lakebase.convert import convert_folder, prove, write_converted
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.workload import load_workload, synced_asset_keys
-from orchestration.output import bar_chart, markdown_table, reports_directory, write_json
+from orchestration.output import (
+    bar_chart,
+    markdown_table,
+    money,
+    reports_directory,
+    svg_bar_panels,
+    svg_markdown,
+    write_json,
+)
 from orchestration.reports.databricks_compute import databricks_compute
+from orchestration.reports.fleet_cost import S3_PRICES, fleet_cost_projection
 from orchestration.reports.query_load import query_load
 from orchestration.resources import LandingZone
 from orchestration.settings import environment_settings
@@ -32,7 +41,6 @@ COMPUTED = [
     dg.AssetKey(["gold", "readings_all_regions"]),
     *SYNCED,
 ]
-S3_PRICES = {"storage_gb_month": 0.023, "put_per_1000": 0.005, "get_per_1000": 0.0004}
 
 
 class CostConfig(dg.Config):
@@ -76,9 +84,10 @@ def lakebase_cost(
     totals = {"provisioned": cost.total(provisioned), "autoscaling": cost.total(autoscaling)}
     items = sorted({*provisioned, *autoscaling} - {"capacity_units", "sync_hours_each"})
     side_by_side = markdown_table(
-        ["item (USD / month)", "provisioned", "autoscaling"],
-        [[i, f"{provisioned.get(i, 0):,.2f}", f"{autoscaling.get(i, 0):,.2f}"] for i in items]
-        + [["**total**", f"**{totals['provisioned']:,.2f}**", f"**{totals['autoscaling']:,.2f}**"],
+        ["item (per month)", "provisioned", "autoscaling"],
+        [[i, money(provisioned.get(i, 0)), money(autoscaling.get(i, 0))] for i in items]
+        + [["**total**", f"**{money(totals['provisioned'])}**",
+            f"**{money(totals['autoscaling'])}**"],
            ["capacity units", provisioned["capacity_units"], autoscaling["capacity_units"]]],
     )  # fmt: skip
     syncs = markdown_table(
@@ -105,7 +114,15 @@ def lakebase_cost(
             "capacity_units": provisioned["capacity_units"],
             "storage_gb_measured": round(storage_gb, 6),
             "cost": dg.MetadataValue.md(side_by_side),
-            "chart": dg.MetadataValue.md(bar_chart(totals, " USD/month")),
+            "monthly": dg.MetadataValue.md(
+                f"provisioned **{money(totals['provisioned'])}**, "
+                f"autoscaling **{money(totals['autoscaling'])}** per month"
+            ),
+            "chart": dg.MetadataValue.md(
+                svg_markdown(
+                    svg_bar_panels({"Lakebase, USD per month": totals}), "Lakebase monthly cost"
+                )
+            ),
             "syncs_measured": dg.MetadataValue.md(syncs),
             "table_bytes": dg.MetadataValue.json(measured["tables"]),
             "warnings": "; ".join(warnings) or "none",
@@ -195,13 +212,14 @@ def pipeline_cost(
               "s3_prices": S3_PRICES}  # fmt: skip
     path = write_json("pipeline_cost", report)
     table = markdown_table(
-        ["bucket", "scenario", "objects", "MB", "PUT", "GET", "USD/month"],
+        ["bucket", "scenario", "objects", "MB", "PUT", "GET", "per month"],
         [[b, u["scenario"], u["objects"], f"{u['bytes'] / 1e6:.2f}", u["put_requests"],
-          u["get_requests"], f"{u['usd_month']:.4f}"] for b, u in buckets.items()],
+          u["get_requests"], money(u["usd_month"])] for b, u in buckets.items()],
     )  # fmt: skip
     return dg.MaterializeResult(
         metadata={
             "buckets": dg.MetadataValue.md(table),
+            "s3_usd_month": round(sum(u["usd_month"] for u in buckets.values()), 6),
             "compute_seconds_by_asset": dg.MetadataValue.md(
                 bar_chart(dict(list(compute.items())[:15]), " s")
             ),
@@ -266,7 +284,14 @@ def dashboard_queries(lakebase: Lakebase, warehouse: Warehouse) -> dg.Materializ
     )
 
 
-report_assets = [lakebase_cost, pipeline_cost, lakebase_bundle, dashboard_queries, query_load]
+report_assets = [
+    lakebase_cost,
+    pipeline_cost,
+    fleet_cost_projection,
+    lakebase_bundle,
+    dashboard_queries,
+    query_load,
+]
 reports_daily_job = dg.define_asset_job(  # the load test runs on demand, not daily
     "reports_daily_job",
     selection=dg.AssetSelection.groups("reports") - dg.AssetSelection.assets(query_load),
