@@ -14,6 +14,11 @@ warnings.filterwarnings(
     message=r".*(`backfill_policy`|`MultiToSingleDimensionPartitionMapping`).*",
     category=BetaWarning,
 )
+# Preview API used on purpose: `partitions_def` on silver's AssetCheckSpecs, so each hour's
+# expectations are evaluated and shown per partition, as Lakeflow users expect.
+warnings.filterwarnings(
+    "ignore", message=r".*partitions_def on an AssetCheckSpec.*", category=PreviewWarning
+)
 # dagster-databricks' own Pipes clients call preview and deprecated Dagster internals on every
 # run; nothing in this project's code can act on those warnings.
 warnings.filterwarnings("ignore", category=PreviewWarning, module=r"dagster(_databricks)?\.")

@@ -311,7 +311,10 @@ def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(
 
     hours = [NOW - timedelta(hours=3), NOW - timedelta(hours=2)]  # and an empty hour after
     for i, hour in enumerate(hours):
-        put_object(s3, landing.bucket("raw"), hour, [reading(n, hour) for n in range(1, 6 + i)])
+        rows = [reading(n, hour) for n in range(1, 6 + i)]
+        if i == 1:  # 2 of 6 out of range: past the 10 % drop rate, in this hour only
+            rows[0]["temperature"] = rows[1]["temperature"] = 200.0
+        put_object(s3, landing.bucket("raw"), hour, rows)
     home = tmp_path / "home"
     home.mkdir()
     env = {
@@ -340,7 +343,7 @@ def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(
         conn.execute(f"ATTACH '{home / 'warehouse_staging.duckdb'}' AS lakehouse (READ_ONLY)")
         assert conn.execute("SELECT count(*) FROM lakehouse.staging.bronze_raw").fetchone() == (11,)
         silver = conn.execute("SELECT count(*) FROM lakehouse.staging.silver_sensor_readings")
-        assert silver.fetchone() == (11,)
+        assert silver.fetchone() == (9,)
 
     # One run loaded the range; each hour's materialization carries its own counts, in bronze,
     # silver and gold alike (issue 9.14).
@@ -354,16 +357,31 @@ def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(
         return records[0].asset_materialization.metadata  # type: ignore[union-attr]
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        for hour, rows in zip([*hours, NOW - timedelta(hours=1)], (5, 6, 0), strict=True):
+        every_hour = [*hours, NOW - timedelta(hours=1)]
+        for hour, rows, kept in zip(every_hour, (5, 6, 0), (5, 4, 0), strict=True):
             bronze = latest(instance, "bronze/raw", hour)
             assert bronze["dagster/row_count"].value == rows
             assert bronze["objects_loaded"].value == (1 if rows else 0)
             silver = latest(instance, "silver/sensor_readings", hour)
-            assert silver["dagster/row_count"].value == rows
+            assert silver["dagster/row_count"].value == kept
             assert silver["rows_from_bronze"].value == rows
-            assert silver["run_rows_written"].value == 11
+            assert silver["run_rows_written"].value == 9
             gold = latest(instance, "gold/sensor_hourly_stats", hour)
-            assert gold["dagster/row_count"].value == rows  # one sensor per reading here
+            assert gold["dagster/row_count"].value == kept  # one sensor per reading here
+        # Checks are evaluated per partition: only the hour with the bad rows fails its check.
+        key = dg.AssetCheckKey(dg.AssetKey(["silver", "sensor_readings"]), "temperature_in_range")
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
+        by_hour = {
+            r.event.asset_check_evaluation.partition: r.event.asset_check_evaluation  # type: ignore[union-attr]
+            for r in history
+            if r.event and r.event.asset_check_evaluation.partition  # type: ignore[union-attr]
+        }
+        assert set(by_hour) == {hour_key(h) for h in every_hour}
+        assert by_hour[hour_key(hours[0])].passed and by_hour[hour_key(every_hour[2])].passed
+        failed = by_hour[hour_key(hours[1])]
+        assert not failed.passed and failed.severity == dg.AssetCheckSeverity.WARN
+        assert failed.metadata["rows_dropped"].value == 2
+        assert failed.metadata["rows_checked"].value == 6
 
 
 class _Redirect(BaseHTTPRequestHandler):

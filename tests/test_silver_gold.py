@@ -65,6 +65,7 @@ def test_silver_dedups_and_counts_every_expectation(
     assert checks["anomaly_type_known"].passed and checks["temperature_in_range"].passed
     assert checks["anomaly_type_known"].severity == dg.AssetCheckSeverity.WARN
     assert checks["sensor_id_present"].passed and checks["event_time_present"].passed
+    assert {c.partition for c in checks.values()} == {hour_key(NOW)}  # evaluated per partition
     metadata = result.asset_materializations_for_node("silver__sensor_readings")[0].metadata
     assert metadata["rows_from_bronze"].value == 30
     assert metadata["duplicates_removed"].value == 10

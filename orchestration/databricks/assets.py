@@ -28,7 +28,13 @@ from orchestration.gold.assets import (
 from orchestration.landing.objects import LandingObject, list_hour
 from orchestration.resources import LandingZone
 from orchestration.settings import environment_settings
-from orchestration.silver.assets import SILVER_ASSET_ARGS, HourFigures, check_result
+from orchestration.silver.assets import (
+    SILVER_ASSET_ARGS,
+    HourFigures,
+    HourViolations,
+    check_results,
+    run_violations,
+)
 from orchestration.transforms.expectations import EXPECTATIONS
 from orchestration.transforms.gold import GOLD_TABLES, GoldTable
 
@@ -198,10 +204,12 @@ def silver_sensor_readings(
     settings = environment_settings()
     start, end = context.partition_time_window
     figures, run = databricks.run_step(context, "silver", plan.silver_extras(settings, start, end))
-    counts = {e.name: int(figures.get("violations", {}).get(e.name, 0)) for e in EXPECTATIONS}
-    rows = int(figures.get("rows_in", 0)) - int(figures.get("duplicates", 0))
-    for e in EXPECTATIONS:
-        yield check_result(e, counts[e.name], rows, settings.expectations)
+    by_hour = {
+        _key(hour): HourViolations(int(rows), {e.name: int(c.get(e.name, 0)) for e in EXPECTATIONS})
+        for hour, rows, c in figures.get("violations_by_hour", [])
+    }
+    counts = run_violations(by_hour).counts
+    yield from check_results(context, by_hour, settings.expectations)
     if figures.get("blocked"):
         failed = [e for e in EXPECTATIONS if e.action == "expect_or_fail" and counts[e.name]]
         summary = ", ".join(f"{e.name}: {counts[e.name]} row(s)" for e in failed)

@@ -98,17 +98,35 @@ def partition_figures(
     return dict(figures)
 
 
-def violations(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    row = conn.execute(violations_select()).fetchone()
-    return {e.name: int(v) for e, v in zip(EXPECTATIONS, row or (), strict=True)}
+@dataclass(frozen=True)
+class HourViolations:
+    """One event hour's rows and, per expectation, the rows that do not meet it."""
+
+    rows: int
+    counts: dict[str, int]
 
 
-def check_result(
+def violations(conn: duckdb.DuckDBPyConnection) -> dict[str, HourViolations]:
+    """Per partition key: the staged rows and each expectation's violations."""
+    out = {}
+    for hour, rows, *counts in conn.execute(violations_select()).fetchall():
+        named = {e.name: int(v) for e, v in zip(EXPECTATIONS, counts, strict=True)}
+        out[hour_key(hour)] = HourViolations(int(rows), named)
+    return out
+
+
+def run_violations(by_hour: dict[str, HourViolations]) -> HourViolations:
+    """The run's totals over its hours."""
+    counts = {e.name: sum(h.counts[e.name] for h in by_hour.values()) for e in EXPECTATIONS}
+    return HourViolations(sum(h.rows for h in by_hour.values()), counts)
+
+
+def _outcome(
     e: Expectation, bad: int, rows: int, thresholds: ExpectationThresholds
-) -> dg.AssetCheckResult:
-    """One expectation's check, with Lakeflow's meaning: `expect` keeps the rows and warns only
-    past `expect_warn_rate`; `expect_or_drop` drops them and warns only past `drop_fail_rate`;
-    `expect_or_fail` fails (and blocks) on any violation."""
+) -> tuple[bool, dg.AssetCheckSeverity, dict[str, object]]:
+    """Lakeflow's meaning: `expect` keeps the rows and warns only past `expect_warn_rate`;
+    `expect_or_drop` drops them and warns only past `drop_fail_rate`; `expect_or_fail` fails
+    (and blocks) on any violation."""
     rate = bad / rows if rows else 0.0
     metadata: dict[str, object] = {
         "action": e.action,
@@ -117,16 +135,50 @@ def check_result(
         "violation_rate": round(rate, 6),
     }
     if e.action == "expect_or_fail":
-        passed, severity = bad == 0, dg.AssetCheckSeverity.ERROR
-    elif e.action == "expect_or_drop":
+        return bad == 0, dg.AssetCheckSeverity.ERROR, metadata
+    if e.action == "expect_or_drop":
         metadata |= {"rows_dropped": bad, "fails_above_rate": thresholds.drop_fail_rate}
-        passed, severity = rate <= thresholds.drop_fail_rate, dg.AssetCheckSeverity.WARN
-    else:
-        metadata["warns_above_rate"] = thresholds.expect_warn_rate
-        passed, severity = rate <= thresholds.expect_warn_rate, dg.AssetCheckSeverity.WARN
+        return rate <= thresholds.drop_fail_rate, dg.AssetCheckSeverity.WARN, metadata
+    metadata["warns_above_rate"] = thresholds.expect_warn_rate
+    return rate <= thresholds.expect_warn_rate, dg.AssetCheckSeverity.WARN, metadata
+
+
+def check_result(
+    e: Expectation, bad: int, rows: int, thresholds: ExpectationThresholds
+) -> dg.AssetCheckResult:
+    """One expectation's check over the run's rows (a one-hour run: that hour's partition)."""
+    passed, severity, metadata = _outcome(e, bad, rows, thresholds)
     return dg.AssetCheckResult(
         check_name=e.name, passed=passed, severity=severity, metadata=metadata
     )
+
+
+def check_results(
+    context: dg.AssetExecutionContext,
+    by_hour: dict[str, HourViolations],
+    thresholds: ExpectationThresholds,
+) -> Iterator[dg.AssetCheckResult]:
+    """Every expectation evaluated per partition. A one-hour run's results are that hour's; a
+    run over several hours records an evaluation for each hour, then the run's totals (Dagster
+    requires one result per check and run)."""
+    hours = context.partition_keys
+    if len(hours) > 1:
+        for hour in hours:
+            figures = by_hour.get(hour, HourViolations(0, {}))
+            for e in EXPECTATIONS:
+                passed, severity, metadata = _outcome(
+                    e, figures.counts.get(e.name, 0), figures.rows, thresholds
+                )
+                context.log_event(
+                    dg.AssetCheckEvaluation(
+                        asset_key=context.asset_key, check_name=e.name, passed=passed,
+                        severity=severity, metadata=metadata, partition=hour,
+                        blocking=e.action == "expect_or_fail",
+                    )
+                )  # fmt: skip
+    total = run_violations(by_hour)
+    for e in EXPECTATIONS:
+        yield check_result(e, total.counts[e.name], total.rows, thresholds)
 
 
 def silver_column_schema() -> dg.TableSchema:
@@ -164,6 +216,7 @@ SILVER_ASSET_ARGS: dict[str, Any] = dict(
             blocking=e.action == "expect_or_fail",
             description=f"{e.action}: {e.description}",
             metadata={"action": e.action},
+            partitions_def=hourly_partitions,  # evaluated per hour (see orchestration/__init__)
         )
         for e in EXPECTATIONS
     ],
@@ -181,13 +234,12 @@ def silver_sensor_readings(
     window = "_partition_hour >= ? AND _partition_hour < ?"
     thresholds = warehouse.settings().expectations
     with warehouse.connect() as conn:
-        rows_in, duplicates = stage_silver(conn, start, end)
-        counts = violations(conn)
-        rows = rows_in - duplicates
+        rows_in, _ = stage_silver(conn, start, end)
+        by_hour = violations(conn)
+        counts = run_violations(by_hour).counts
         failed = [e for e in EXPECTATIONS if e.action == "expect_or_fail" and counts[e.name]]
         if failed:
-            for e in EXPECTATIONS:
-                yield check_result(e, counts[e.name], rows, thresholds)
+            yield from check_results(context, by_hour, thresholds)
             summary = ", ".join(f"{e.name}: {counts[e.name]} row(s)" for e in failed)
             raise dg.Failure(
                 description=f"expect_or_fail violated ({summary}); silver {start}..{end} unchanged"
@@ -207,8 +259,7 @@ def silver_sensor_readings(
     for partition_key in context.partition_keys:  # each hour carries its own figures
         figures = per_hour.get(partition_key, HourFigures())
         context.add_asset_metadata(figures.metadata(), partition_key=partition_key)
-    for e in EXPECTATIONS:
-        yield check_result(e, counts[e.name], rows, thresholds)
+    yield from check_results(context, by_hour, thresholds)
     yield dg.MaterializeResult(
         metadata={
             **shown,

@@ -95,12 +95,16 @@ def deduplicated_select(source: str = "silver_all") -> str:
 
 
 def violations_select(source: str = "silver_stage") -> str:
-    """One row: per expectation, the rows of `source` that do not meet it."""
+    """One row per event hour: the hour, its rows (`_rows`) and, per expectation, the rows of
+    `source` that do not meet it (checks are evaluated per partition)."""
     counts = ", ".join(
         f"coalesce(count_if(NOT coalesce({e.condition}, false)), 0) AS {_quote(e.name)}"
         for e in EXPECTATIONS
     )
-    return f"SELECT {counts} FROM {source}"
+    return (
+        f"SELECT _partition_hour AS _hour, count(*) AS _rows, {counts} FROM {source} "
+        "GROUP BY _partition_hour ORDER BY _partition_hour"
+    )
 
 
 def kept_select(source: str = "silver_stage") -> str:

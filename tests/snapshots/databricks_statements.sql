@@ -256,6 +256,8 @@ WHERE
 
 -- silver: violations
 SELECT
+  _partition_hour AS _hour,
+  COUNT(*) AS _rows,
   COALESCE(COUNT_IF(NOT COALESCE(NOT sensor_id IS NULL, FALSE)), 0) AS `sensor_id_present`,
   COALESCE(COUNT_IF(NOT COALESCE(NOT event_time IS NULL, FALSE)), 0) AS `event_time_present`,
   COALESCE(COUNT_IF(NOT COALESCE(REGEXP_LIKE(sensor_id, '^[A-Z]{3}_[0-9]{6}$'), FALSE)), 0) AS `sensor_id_format`,
@@ -347,7 +349,11 @@ SELECT
     COUNT_IF(NOT COALESCE(event_time <= CURRENT_TIMESTAMP() + INTERVAL '5' MINUTE, FALSE)),
     0
   ) AS `event_time_not_in_future`
-FROM silver_stage;
+FROM silver_stage
+GROUP BY
+  _partition_hour
+ORDER BY
+  _partition_hour NULLS LAST;
 
 -- silver: kept
 SELECT

@@ -477,19 +477,26 @@ def silver(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dic
         selects.append(select)
     if not selects:
         return {"rows_in": 0, "duplicates": 0, "violations": {}, "blocked": False,
-                "rows_in_by_hour": [], "kept_by_hour": [], "written_by_hour": []}  # fmt: skip
+                "violations_by_hour": [], "rows_in_by_hour": [], "kept_by_hour": [],
+                "written_by_hour": []}  # fmt: skip
     silver_all = spark.sql(" UNION ALL ".join(selects), args=params).cache()
     silver_all.createOrReplaceTempView("silver_all")
     stage = spark.sql(extras["dedup"]).cache()
     stage.createOrReplaceTempView("silver_stage")
     rows_in, kept = silver_all.count(), stage.count()
-    row = spark.sql(extras["violations"]).collect()[0]
-    violations = {name: int(row[name]) for name in row.asDict()}
+    # One row per event hour: `_hour`, `_rows`, then each expectation's violations.
+    by_hour = [row.asDict() for row in spark.sql(extras["violations"]).collect()]
+    names = [n for n in (by_hour[0] if by_hour else {}) if n not in ("_hour", "_rows")]
+    violations = {n: sum(int(h[n]) for h in by_hour) for n in names}
     failing = [n for n in extras["expect_or_fail"] if violations.get(n)]
     result = {
         "rows_in": rows_in,
         "duplicates": rows_in - kept,
         "violations": violations,
+        "violations_by_hour": [
+            [h["_hour"].isoformat(), int(h["_rows"]), {n: int(h[n]) for n in names}]
+            for h in by_hour
+        ],
         "blocked": bool(failing),
         "rows_in_by_hour": _hour_counts(silver_all, "_partition_hour"),
         "kept_by_hour": _hour_counts(stage, "_partition_hour"),
