@@ -369,7 +369,9 @@ def test_dagster_asset_materialize_cli_for_a_partition_and_a_range(
             gold = latest(instance, "gold/sensor_hourly_stats", hour)
             assert gold["dagster/row_count"].value == kept  # one sensor per reading here
         # Checks are evaluated per partition: only the hour with the bad rows fails its check.
-        key = dg.AssetCheckKey(dg.AssetKey(["silver", "sensor_readings"]), "temperature_in_range")
+        key = dg.AssetCheckKey(
+            dg.AssetKey(["silver", "sensor_readings"]), "drop_temperature_in_range"
+        )
         history = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
         by_hour = {
             r.event.asset_check_evaluation.partition: r.event.asset_check_evaluation  # type: ignore[union-attr]

@@ -202,7 +202,7 @@ def test_databricks_path_on_local_spark_equals_duckdb(
         assert duck - {"_rescued_data"} == spark, (scenario, duck ^ spark)
     assert {"site_code", "_region_data"} <= spark_raw_columns(standin)
     # raw[0]'s 200 degrees; reading 99's invalid raw copy lost to its valid resend in dedup.
-    assert _checks(duck_silver)["temperature_in_range"] == 1
+    assert _checks(duck_silver)["drop_temperature_in_range"] == 1
 
     _assert_same(
         _duckdb_table(tmp_path / "warehouse.duckdb", "silver_sensor_readings"),
@@ -262,9 +262,9 @@ def test_expect_or_fail_blocks_the_databricks_silver_write(
                             raise_on_error=False)  # fmt: skip
     assert not result.success
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert not checks["sensor_id_present"].passed
-    assert checks["sensor_id_present"].metadata["violations"].value == 1
-    assert checks["sensor_id_present"].severity == dg.AssetCheckSeverity.ERROR
+    assert not checks["fail_sensor_id_present"].passed
+    assert checks["fail_sensor_id_present"].metadata["violations"].value == 1
+    assert checks["fail_sensor_id_present"].severity == dg.AssetCheckSeverity.ERROR
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "expect_or_fail violated (sensor_id_present: 1 row(s))" in str(
         failure.event_specific_data

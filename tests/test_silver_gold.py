@@ -58,13 +58,13 @@ def test_silver_dedups_and_counts_every_expectation(
         silver_sensor_readings, hour_key(NOW), {"warehouse": res["warehouse"]}, instance
     )
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert checks["temperature_in_range"].metadata["rows_dropped"].value == 1
-    assert checks["sensor_id_format"].metadata["rows_dropped"].value == 1
-    assert checks["anomaly_type_known"].metadata["violations"].value == 1
+    assert checks["drop_temperature_in_range"].metadata["rows_dropped"].value == 1
+    assert checks["drop_sensor_id_format"].metadata["rows_dropped"].value == 1
+    assert checks["warn_anomaly_type_known"].metadata["violations"].value == 1
     # DLT semantics: dropping is the intended outcome, and 1 row in 20 is within the thresholds.
-    assert checks["anomaly_type_known"].passed and checks["temperature_in_range"].passed
-    assert checks["anomaly_type_known"].severity == dg.AssetCheckSeverity.WARN
-    assert checks["sensor_id_present"].passed and checks["event_time_present"].passed
+    assert checks["warn_anomaly_type_known"].passed and checks["drop_temperature_in_range"].passed
+    assert checks["warn_anomaly_type_known"].severity == dg.AssetCheckSeverity.WARN
+    assert checks["fail_sensor_id_present"].passed and checks["fail_event_time_present"].passed
     assert {c.partition for c in checks.values()} == {hour_key(NOW)}  # evaluated per partition
     metadata = result.asset_materializations_for_node("silver__sensor_readings")[0].metadata
     assert metadata["rows_from_bronze"].value == 30
@@ -107,10 +107,10 @@ def test_expect_or_fail_blocks_and_leaves_silver_unchanged(
     )
     assert not result.success
     failed = {c.check_name: c for c in result.get_asset_check_evaluations() if not c.passed}
-    assert failed["sensor_id_present"].severity == dg.AssetCheckSeverity.ERROR
-    assert failed["sensor_id_present"].metadata["violations"].value == 1
+    assert failed["fail_sensor_id_present"].severity == dg.AssetCheckSeverity.ERROR
+    assert failed["fail_sensor_id_present"].metadata["violations"].value == 1
     assert warehouse_rows(path, "SELECT count(*) FROM silver_sensor_readings") == [(18,)]
-    spec = next(s for s in silver_sensor_readings.check_specs if s.name == "sensor_id_present")
+    spec = next(s for s in silver_sensor_readings.check_specs if s.name == "fail_sensor_id_present")
     assert spec.blocking
 
 

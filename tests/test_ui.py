@@ -129,21 +129,22 @@ def test_the_ui_shows_the_demo_and_runs_a_gold_asset(
     for text in ("lakehouse.dev.gold_fleet_health", "last_reading_at", "data-platform",
                  "when this sensor's latest reading was taken"):  # fmt: skip
         assert text in body, text
-    body = user.open("/assets/gold/fleet_health?view=events", "Metadata", shot="04-asset-events")
+    body = user.open("/assets/gold/fleet_health?view=events", "warehouse_file",
+                     shot="04-asset-events")  # fmt: skip
     for text in ("Materialized in run", "preview", "warehouse_file", "dagster/column_schema"):
         assert text in body, text
 
     # Silver's checks: all twelve evaluated, none failed on a healthy demo, actions shown.
-    body = user.open("/assets/silver/sensor_readings?view=checks", "sensor_id_present",
+    body = user.open("/assets/silver/sensor_readings?view=checks", "fail_sensor_id_present",
                      shot="05-silver-checks")  # fmt: skip
     assert re.search(r"Checks \(12\)", body)
     statuses = re.findall(r"\n(Succeeded|Failed|Errored|Not evaluated)\n", body)
     assert statuses[:12] == ["Succeeded"] * 12, statuses
-    user.page.get_by_text("temperature_in_range", exact=True).first.click()
+    user.page.get_by_text("drop_temperature_in_range", exact=True).first.click()
     user.page.get_by_text("expect_or_drop: temperature within physical limits").wait_for()
     user.page.get_by_text("rows_dropped", exact=True).first.wait_for()
     user.page.screenshot(path=SCREENSHOTS / "05b-drop-check.png")
-    user.page.get_by_text("sensor_id_present", exact=True).first.click()
+    user.page.get_by_text("fail_sensor_id_present", exact=True).first.click()
     user.page.get_by_text("blocking", exact=True).first.wait_for()  # expect_or_fail blocks
 
     # The automation page lists the sensors and schedules, with history for the landing ones.
@@ -155,7 +156,7 @@ def test_the_ui_shows_the_demo_and_runs_a_gold_asset(
     assert "Sensor has never run" not in body  # the demo's ticks are in the instance
 
     # The fleet cost projection is a chart, drawn in the UI, with money as money.
-    body = user.open("/assets/reports/fleet_cost_projection?view=events", "Metadata",
+    body = user.open("/assets/reports/fleet_cost_projection?view=events", "projection",
                      shot="08-cost-projection")  # fmt: skip
     user.page.get_by_text("[Show Markdown]").first.click()  # the UI opens long Markdown
     chart = user.page.get_by_alt_text("monthly cost by fleet size").first

@@ -22,6 +22,7 @@ from orchestration.bronze.targets import PartitionTarget
 from orchestration.output import table_preview
 from orchestration.partitions import hourly_partitions, regional_partitions
 from orchestration.resources import LandingZone
+from orchestration.transforms.columns import DESCRIPTIONS
 from orchestration.warehouse import Warehouse
 
 QUARANTINE_CHECK = "no_quarantined_objects"
@@ -64,9 +65,10 @@ def partition_targets(context: dg.AssetExecutionContext, scenario: str, landing:
 def _metadata(
     load: BronzeLoad, name: str, history: list[tuple], preview: dg.TableMetadataValue | None
 ) -> dict:
-    columns = [dg.TableColumn(f.name, str(f.type)) for f in (load.schema or [])] + [
-        dg.TableColumn(name, kind, description=why) for name, kind, why in LINEAGE_SCHEMA
-    ]
+    columns = [
+        dg.TableColumn(f.name, str(f.type), description=DESCRIPTIONS.get(f.name))
+        for f in (load.schema or [])
+    ] + [dg.TableColumn(name, kind, description=why) for name, kind, why in LINEAGE_SCHEMA]
     rows = "\n".join(
         f"| {v} | {change} | {mode} | {str(at)[:19]} | {len(json.loads(cols))} |"
         for v, change, mode, at, cols in history

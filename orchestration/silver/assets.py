@@ -149,7 +149,7 @@ def check_result(
     """One expectation's check over the run's rows (a one-hour run: that hour's partition)."""
     passed, severity, metadata = _outcome(e, bad, rows, thresholds)
     return dg.AssetCheckResult(
-        check_name=e.name, passed=passed, severity=severity, metadata=metadata
+        check_name=e.check_name, passed=passed, severity=severity, metadata=metadata
     )
 
 
@@ -171,7 +171,7 @@ def check_results(
                 )
                 context.log_event(
                     dg.AssetCheckEvaluation(
-                        asset_key=context.asset_key, check_name=e.name, passed=passed,
+                        asset_key=context.asset_key, check_name=e.check_name, passed=passed,
                         severity=severity, metadata=metadata, partition=hour,
                         blocking=e.action == "expect_or_fail",
                     )
@@ -211,7 +211,7 @@ SILVER_ASSET_ARGS: dict[str, Any] = dict(
     automation_condition=on_upstream_change(),
     check_specs=[
         dg.AssetCheckSpec(
-            e.name,
+            e.check_name,
             asset=dg.AssetKey(["silver", "sensor_readings"]),
             blocking=e.action == "expect_or_fail",
             description=f"{e.action}: {e.description}",

@@ -3,6 +3,9 @@
 expect: the row stays, violations are counted (a WARN check).
 expect_or_drop: the row is removed from silver, and counted (a WARN check with the count).
 expect_or_fail: any violation fails the update, and the check blocks downstream (ERROR).
+
+Each is a Dagster check named with its action as Lakeflow names it (warn, drop, fail), so the
+check list in the UI says what a violation does: `drop_temperature_in_range`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,12 @@ from typing import Literal
 from edge_agent.contract import ANOMALY_TYPES, PHYSICAL_RANGES, SENSOR_ID_PATTERN
 
 Action = Literal["expect", "expect_or_drop", "expect_or_fail"]
+# Lakeflow's words for what a violation does: warn (the default), drop, fail.
+ON_VIOLATION: dict[str, str] = {
+    "expect": "warn",
+    "expect_or_drop": "drop",
+    "expect_or_fail": "fail",
+}
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,11 @@ class Expectation:
     action: Action
     condition: str  # SQL over the staged silver rows; TRUE means the row meets it
     description: str
+
+    @property
+    def check_name(self) -> str:
+        """The Dagster check: the action first, then the expectation (`fail_sensor_id_present`)."""
+        return f"{ON_VIOLATION[self.action]}_{self.name}"
 
 
 def _range(column: str) -> str:
