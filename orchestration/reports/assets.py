@@ -155,14 +155,20 @@ def _loads_per_bucket(warehouse: Warehouse) -> dict[str, int]:
     return {bucket: int(n) for bucket, n in rows}
 
 
-def _compute_seconds(instance: dg.DagsterInstance, runs: int = 500) -> dict[str, float]:
-    """Seconds spent per step (one step per asset here) over the latest runs."""
+def _compute_seconds(
+    instance: dg.DagsterInstance, runs: int = 500
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Seconds spent per step (one step per asset here) over the latest runs, and how many
+    steps ran per asset."""
     seconds: dict[str, float] = defaultdict(float)
+    steps: dict[str, int] = defaultdict(int)
     for record in instance.get_run_records(limit=runs):
         for step in instance.get_run_step_stats(record.dagster_run.run_id):
             if step.start_time and step.end_time:
-                seconds[step.step_key.replace("__", "/")] += step.end_time - step.start_time
-    return dict(sorted(seconds.items(), key=lambda kv: -kv[1]))
+                asset = step.step_key.replace("__", "/")
+                seconds[asset] += step.end_time - step.start_time
+                steps[asset] += 1
+    return dict(sorted(seconds.items(), key=lambda kv: -kv[1])), dict(steps)
 
 
 def _databricks_metadata(compute: dict[str, Any] | None) -> dict[str, Any]:
@@ -203,12 +209,13 @@ def pipeline_cost(
                 + usage["objects"] / 1000 * S3_PRICES["put_per_1000"]
                 + gets / 1000 * S3_PRICES["get_per_1000"],
             }  # fmt: skip
-    compute = _compute_seconds(context.instance)
+    compute, steps = _compute_seconds(context.instance)
     workspace = settings.databricks
     databricks = None
     if workspace is not None:  # engine: databricks: job runs priced in DBUs
         databricks = databricks_compute(context.instance, COMPUTED, workspace)
-    report = {"buckets": buckets, "compute_seconds": compute, "databricks": databricks,
+    report = {"buckets": buckets, "compute_seconds": compute, "compute_steps": steps,
+              "databricks": databricks,
               "s3_prices": S3_PRICES}  # fmt: skip
     path = write_json("pipeline_cost", report)
     table = markdown_table(

@@ -1,8 +1,11 @@
 """What the platform would cost for a fleet of a given size, scaled from what was measured here.
 
 Unit figures come from the pipeline that ran: S3 bytes per reading (the landing Parquet and its
-sidecars), compute seconds per reading (every asset run's step time), Lakebase bytes per synced
-row. Fleet figures scale them linearly; prices are list prices, overridable in the config.
+sidecars), seconds per asset run (every step's time over the runs measured), Lakebase bytes per
+synced row. Compute has two parts: a fixed cost per run (each measured asset running once an
+hour, whatever the fleet size) and the data itself at a configured processing rate (measured by
+the benchmarks, not by the small runs here, where per-run overhead hides it). Prices are list
+prices, overridable in the config.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ HOURS_PER_MONTH = 730
 
 @dataclass(frozen=True)
 class Measured:
-    readings: int  # readings that reached bronze
+    readings: int  # readings that reached silver
     s3_bytes: int
     compute_seconds: float
+    compute_steps: int  # asset steps those seconds were spent in
+    assets: int  # distinct assets that ran
     lakebase_bytes: int
     synced_rows: int
 
@@ -39,6 +44,7 @@ class Rates:
     s3_put_per_1000: float
     s3_get_per_1000: float
     compute_usd_per_hour: float
+    readings_per_compute_second: float  # the pipeline's processing rate once data dominates
     lakebase: cost.Prices
 
 
@@ -53,8 +59,10 @@ def monthly_cost(fleet: Fleet, measured: Measured, rates: Rates) -> dict[str, fl
         + puts / 1000 * rates.s3_put_per_1000
         + puts / 1000 * rates.s3_get_per_1000  # bronze reads each object and sidecar once
     )
-    seconds_per_reading = measured.compute_seconds / max(measured.readings, 1)
-    compute = seconds_per_reading * readings / 3600 * rates.compute_usd_per_hour
+    per_run = measured.compute_seconds / max(measured.compute_steps, 1)
+    runs = measured.assets * HOURS_PER_MONTH  # every asset at most once an hour
+    seconds = runs * per_run + readings / rates.readings_per_compute_second
+    compute = seconds / 3600 * rates.compute_usd_per_hour
     # Synced tables hold hourly rows per sensor (and per region); they grow with sensors, not
     # readings. One capacity unit takes ~1,500 continuous writes/s (the accelerator's sizing).
     synced_rows = fleet.nodes * fleet.sensors_per_node * 24 * fleet.retention_days
