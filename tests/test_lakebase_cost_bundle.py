@@ -90,8 +90,15 @@ def test_a_configured_token_provider_is_the_connection_password(lakebase_db: str
     with lakebase.connect() as conn:  # the embedded server trusts local sockets
         assert conn.info.password == "oauth-token-for-test"
     assert "oauth-token-for-test" not in lakebase.psql_command()
+    assert "oauth-token-for-test" not in lakebase.connection_url()  # the UI's link
     with psycopg.connect(lakebase.adbc_uri()) as conn:
         assert conn.info.password == "oauth-token-for-test"
+
+
+def test_the_connection_link_never_carries_a_password() -> None:
+    dsn = "host=db.example.com port=5433 dbname=lakebase user=app password=s3cret sslmode=require"
+    url = Lakebase(dsn=dsn).connection_url()
+    assert url == "postgresql://app@db.example.com:5433/lakebase?sslmode=require"
 
 
 def test_query_conversion_reports_what_it_cannot_convert(tmp_path: Path) -> None:

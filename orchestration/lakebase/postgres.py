@@ -156,8 +156,9 @@ class Lakebase(dg.ConfigurableResource):
     def connection_url(self) -> str:
         """A `postgresql://` URL a SQL client opens (psql, DBeaver, pgAdmin register the
         scheme), with no password or token in it; a Unix socket goes in `?host=`."""
-        parts = {k: v for k, v in psycopg.conninfo.conninfo_to_dict(self.resolved_dsn()).items()}
-        parts.pop("password", None)
+        parts = psycopg.conninfo.conninfo_to_dict(self.resolved_dsn())
+        for secret in ("password", "sslpassword"):
+            parts.pop(secret, None)
         host, port = str(parts.pop("host", "") or ""), parts.pop("port", None)
         user, database = parts.pop("user", None), parts.pop("dbname", None)
         query = {k: str(v) for k, v in parts.items() if v}
