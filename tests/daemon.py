@@ -8,7 +8,6 @@ test process, on a real instance, so every request, run and cursor is real and i
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -132,7 +131,7 @@ class DaemonLoop:
 def dagster_webserver(home: Path, root: Path) -> Iterator[str]:
     """A real dagster-webserver on loopback for the instance in `home` (agents report to it);
     its whole process group is stopped afterwards."""
-    from orchestration.demo.local_s3 import free_port, wait_for_port
+    from orchestration.demo.local_s3 import free_port, stop_process_group, wait_for_port
 
     port = free_port()
     webserver = Path(sys.executable).with_name("dagster-webserver")
@@ -148,13 +147,3 @@ def dagster_webserver(home: Path, root: Path) -> Iterator[str]:
         yield url
     finally:
         stop_process_group(proc)
-
-
-def stop_process_group(proc: subprocess.Popen) -> None:
-    """SIGTERM a process started in its own session and all it started; SIGKILL after 30 s."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()

