@@ -75,6 +75,7 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 DATA_ROOT = ""  # data keys start at the Hive partition directories
+DATA_KEY_PREFIX = "year="  # every data object's key starts so (see `hour_partition_path`)
 REJECTED_ROOT = "_rejected"
 
 

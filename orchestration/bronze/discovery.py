@@ -17,6 +17,11 @@ held back in the cursor, named in the tick's log, and requested once their hour 
 every other hour proceeds. Halves of uploads (data without sidecar or the reverse) older than a
 grace period count in their hour's digest, so bronze loads the hour and quarantines them by
 name; when the upload completes the digest changes again and the hour is reloaded.
+
+Every node can write any key and post any report, so no single record can stop a tick: a key
+outside the layout (an impossible date, a stray file) or a malformed report is skipped, named
+(`SkippedRecord`) and counted, and the tick goes on and saves its cursor. Reconciliation lists
+only the data layout (`year=`), and every key it lists counts against the tick's budget.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from edge_agent.contract import node_of_key
+from edge_agent.contract import DATA_KEY_PREFIX, node_of_key
 from orchestration.landing.objects import (
     HourListing,
     ListedKey,
@@ -89,6 +94,18 @@ class HeldHour:
         )
 
 
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A key or upload report a tick could not use: named in the tick's log and counted."""
+
+    kind: str  # "key" | "report"
+    name: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"skipped {self.kind} {self.name!r}: {self.reason}"
+
+
 @dataclass
 class TickOutcome:
     changes: list[PartitionChange]
@@ -99,13 +116,19 @@ class TickOutcome:
     reconciliation: str = "idle"
     held: list[HeldHour] = field(default_factory=list)
     incomplete: int = 0  # incomplete uploads past the grace period in the requested hours
+    skipped: list[SkippedRecord] = field(default_factory=list)
+
+    def skipped_count(self, kind: str) -> int:
+        return sum(1 for s in self.skipped if s.kind == kind)
 
     def summary(self) -> str:
         return (
             f"{self.hours_listed} hour prefix(es) listed, {self.keys_listed} keys, "
             f"{self.reports_seen} new upload report(s), reconciliation {self.reconciliation}, "
             f"{len(self.held)} future hour(s) held back, "
-            f"{self.incomplete} incomplete upload(s) past the grace period"
+            f"{self.incomplete} incomplete upload(s) past the grace period, "
+            f"{self.skipped_count('report')} report(s) and {self.skipped_count('key')} key(s) "
+            "skipped"
         )
 
 
@@ -132,9 +155,12 @@ class LandingDiscovery:
         cursor: LandingCursor,
         reported: list[tuple[str, datetime]],
         now: datetime | None = None,
+        skipped: list[SkippedRecord] | None = None,
     ) -> TickOutcome:
+        """`skipped`: records the caller already set aside (malformed reports), carried into
+        the outcome so the tick names them with its own."""
         now = now or datetime.now(UTC)
-        outcome = TickOutcome([], cursor)
+        outcome = TickOutcome([], cursor, skipped=list(skipped or []))
         stale_before = now - self.incomplete_grace
         candidates: dict[tuple[str, datetime], tuple[HourListing, str]] = {}
 
@@ -153,6 +179,12 @@ class LandingDiscovery:
         for bucket, hour in reported:
             if bucket in self.buckets:
                 listed(bucket, hour, "report")
+            else:
+                outcome.skipped.append(
+                    SkippedRecord(
+                        "report", f"s3://{bucket} {hour_key(hour)}", "not a bucket of this source"
+                    )
+                )
         current_hour = now.replace(minute=0, second=0, microsecond=0)
         for held in list(cursor.held):
             bucket, hour = _held_hour(held)
@@ -199,17 +231,12 @@ class LandingDiscovery:
         while cursor.scan_bucket < len(self.buckets) and budget > 0:
             bucket = self.buckets[cursor.scan_bucket]
             by_hour: dict[datetime, list[ListedKey]] = defaultdict(list)
-            finished, last_key = self._scan_bucket(bucket, cursor.scan_after, budget, by_hour)
-            listed = sum(len(keys) for keys in by_hour.values())
+            finished, last_key, listed = self._scan_bucket(
+                bucket, cursor.scan_after, budget, by_hour, outcome.skipped
+            )
             budget -= listed
             outcome.keys_listed += listed
-            hours = sorted(by_hour)
-            if not finished and len(hours) > 1:
-                # The last hour may continue on the next page: relist it next tick.
-                partial = hours.pop()
-                last_key = max(k.key for k in by_hour[hours[-1]])
-                del by_hour[partial]
-            for hour in hours:
+            for hour in sorted(by_hour):
                 found[(bucket, hour)] = hour_listing(by_hour[hour], bucket, stale_before)
             if finished:
                 cursor.scan_bucket, cursor.scan_after = cursor.scan_bucket + 1, ""
@@ -225,27 +252,48 @@ class LandingDiscovery:
         return found
 
     def _scan_bucket(
-        self, bucket: str, start_after: str, budget: int, by_hour: dict[datetime, list[ListedKey]]
-    ) -> tuple[bool, str]:
-        """Pages in key order until the budget is spent (never stopping inside one hour)."""
-        params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": max(1, min(1000, budget))}
+        self,
+        bucket: str,
+        start_after: str,
+        budget: int,
+        by_hour: dict[datetime, list[ListedKey]],
+        skipped: list[SkippedRecord],
+    ) -> tuple[bool, str, int]:
+        """Pages of the data layout in key order until the budget is spent, leaving in
+        `by_hour` only whole hours (an hour's keys are contiguous, so an hour is whole once a
+        key past it is listed). Every key listed counts; a key outside the layout is named and
+        skipped. Returns (finished, the key to resume after, keys listed)."""
+        params: dict[str, Any] = {
+            "Bucket": bucket,
+            "Prefix": DATA_KEY_PREFIX,  # not `_rejected/` or other files beside the data
+            "MaxKeys": max(1, min(1000, budget)),
+        }
         if start_after:
             params["StartAfter"] = start_after
-        listed, last_key, first_hour = 0, start_after, None
+        listed, last_key = 0, start_after
+        resume_before: dict[datetime, str] = {}  # hour -> the key listed just before it
         while True:
             page = self.client.list_objects_v2(**params)
             for obj in page.get("Contents", []):
                 hour = hour_of_key(obj["Key"])
-                last_key = obj["Key"]
-                if hour is None:
-                    continue
-                first_hour = first_hour or hour
-                by_hour[hour].append(ListedKey.from_listing(obj))
                 listed += 1
+                if hour is None:
+                    skipped.append(
+                        SkippedRecord("key", f"s3://{bucket}/{obj['Key']}", "not an event-hour key")
+                    )
+                else:
+                    resume_before.setdefault(hour, last_key)
+                    by_hour[hour].append(ListedKey.from_listing(obj))
+                last_key = obj["Key"]
             if not page.get("IsTruncated"):
-                return True, last_key
-            if listed >= budget and len(by_hour) > 1:
-                return False, last_key
+                return True, last_key, listed
+            if listed >= budget:
+                open_hour = hour_of_key(last_key)  # the hour the listing stopped inside, if any
+                if open_hour is None:
+                    return False, last_key, listed
+                if len(by_hour) > 1:  # it may go on in the next page: listed again next tick
+                    del by_hour[open_hour]
+                    return False, resume_before[open_hour], listed
             params["ContinuationToken"] = page["NextContinuationToken"]
 
     def _prune(self, cursor: LandingCursor, now: datetime) -> None:

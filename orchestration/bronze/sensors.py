@@ -5,13 +5,17 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from edge_agent.contract import SCENARIOS, partition_hour
-from orchestration.bronze.discovery import LandingCursor, LandingDiscovery
+from orchestration.bronze.discovery import LandingCursor, LandingDiscovery, SkippedRecord
 from orchestration.landing.objects import hour_key
 from orchestration.partitions import hourly_partitions, regional_partitions
 from orchestration.resources import LandingUnreachableError, LandingZone
 from orchestration.settings import environment_settings
 
 REPORTS_PER_TICK = 500
+# Each distinct reported hour costs one listing: a tick takes reports until it has this many
+# hours to list (the rest wait for the next tick), so a flood of reports cannot stretch a tick.
+REPORTED_HOURS_PER_TICK = 100
+SKIPPED_LOG_LINES = 20  # skipped records named one per line; the rest counted
 
 
 def partition_key_for(scenario: str, landing: LandingZone):
@@ -27,8 +31,10 @@ def partition_key_for(scenario: str, landing: LandingZone):
 
 def reported_hours(
     instance: dg.DagsterInstance, scenario: str, cursor: LandingCursor
-) -> list[tuple[str, datetime]]:
-    """(bucket, hour) of uploads agents reported since the cursor; advances the cursor."""
+) -> tuple[list[tuple[str, datetime]], list[SkippedRecord]]:
+    """(bucket, hour) of uploads agents reported since the cursor, and the reports that could
+    not be used (anyone who reaches the webserver can post one); advances the cursor past both.
+    """
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(
             asset_key=dg.AssetKey(["landing", scenario]),
@@ -37,15 +43,55 @@ def reported_hours(
         limit=REPORTS_PER_TICK,
         ascending=True,
     ).records
-    out = []
+    out: set[tuple[str, datetime]] = set()
+    skipped: list[SkippedRecord] = []
     for record in records:
+        if len(out) >= REPORTED_HOURS_PER_TICK:
+            break  # the cursor stays here: the next tick goes on from this report
         cursor.report_storage_id = max(cursor.report_storage_id, record.storage_id)
-        mat = record.asset_materialization
-        uri = mat.metadata.get("object_uri") if mat else None
-        if record.partition_key and uri is not None:
-            bucket = str(uri.value).removeprefix("s3://").split("/", 1)[0]
-            out.append((bucket, partition_hour(record.partition_key)))
-    return out
+        found = _reported_hour(record)
+        if isinstance(found, SkippedRecord):
+            skipped.append(found)
+        else:
+            out.add(found)
+    return sorted(out), skipped
+
+
+def _reported_hour(record: dg.EventLogRecord) -> tuple[str, datetime] | SkippedRecord:
+    name = f"event {record.storage_id}"
+    mat = record.asset_materialization
+    uri = mat.metadata.get("object_uri") if mat else None
+    if not record.partition_key or uri is None:
+        return SkippedRecord("report", name, "no partition or no object_uri")
+    try:
+        hour = partition_hour(record.partition_key)
+    except (TypeError, ValueError):
+        return SkippedRecord("report", name, f"partition {record.partition_key[:64]!r} is no hour")
+    text = str(uri.value)
+    if not text.startswith("s3://"):
+        return SkippedRecord("report", name, f"object_uri {text[:64]!r} is not s3://")
+    return text.removeprefix("s3://").split("/", 1)[0], hour
+
+
+def skipped_records_event(
+    scenario: str, skipped: list[SkippedRecord]
+) -> dg.AssetObservation | None:
+    """The tick's skipped records as an observation of `landing/<scenario>`: counts and the
+    first few by name, where the UI shows the landing asset's events."""
+    if not skipped:
+        return None
+    rows = "\n".join(
+        f"| {s.kind} | `{s.name[:120]}` | {s.reason} |" for s in skipped[:SKIPPED_LOG_LINES]
+    )
+    return dg.AssetObservation(
+        asset_key=dg.AssetKey(["landing", scenario]),
+        description=f"landing sensor skipped {len(skipped)} record(s) it could not use",
+        metadata={
+            "skipped_reports": sum(1 for s in skipped if s.kind == "report"),
+            "skipped_keys": sum(1 for s in skipped if s.kind == "key"),
+            "skipped": dg.MetadataValue.md("| kind | name | reason |\n|---|---|---|\n" + rows),
+        },
+    )
 
 
 def discovery_for(scenario: str, landing: LandingZone) -> LandingDiscovery:
@@ -82,10 +128,10 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
         context: dg.SensorEvaluationContext, landing: LandingZone
     ) -> dg.SensorResult:
         cursor = LandingCursor.from_json(context.cursor)
-        reported = reported_hours(context.instance, scenario, cursor)
+        reported, skipped = reported_hours(context.instance, scenario, cursor)
         try:
             with landing.reachable():
-                outcome = discovery_for(scenario, landing).tick(cursor, reported)
+                outcome = discovery_for(scenario, landing).tick(cursor, reported, skipped=skipped)
         except LandingUnreachableError as exc:  # the tick says what is missing; cursor kept
             return dg.SensorResult(skip_reason=dg.SkipReason(str(exc)), cursor=context.cursor)
         partitions = regional_partitions if scenario == "regional" else hourly_partitions
@@ -113,13 +159,22 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
         ]
         for held in outcome.held:
             context.log.warning(held.describe())
+        for record in outcome.skipped[:SKIPPED_LOG_LINES]:
+            context.log.warning(record.describe())
+        if len(outcome.skipped) > SKIPPED_LOG_LINES:
+            context.log.warning(f"... and {len(outcome.skipped) - SKIPPED_LOG_LINES} more skipped")
         context.log.info(outcome.summary())
+        observation = skipped_records_event(scenario, outcome.skipped)
+        events = [observation] if observation is not None else []
         if not requests:
             return dg.SensorResult(
                 skip_reason=dg.SkipReason(f"no new or changed objects: {outcome.summary()}"),
                 cursor=outcome.cursor.to_json(),
+                asset_events=events,
             )
-        return dg.SensorResult(run_requests=requests, cursor=outcome.cursor.to_json())
+        return dg.SensorResult(
+            run_requests=requests, cursor=outcome.cursor.to_json(), asset_events=events
+        )
 
     return landing_sensor
 

@@ -77,11 +77,16 @@ def hour_prefix(hour: datetime) -> str:
 
 
 def hour_of_key(key: str) -> datetime | None:
+    """The event hour a key is filed under, or None for a key outside the layout (including an
+    impossible date such as month=13: any node can write any key)."""
     match = _HOUR.match(key)
     if not match:
         return None
     year, month, day, hour = map(int, match.groups())
-    return datetime(year, month, day, hour, tzinfo=UTC)
+    try:
+        return datetime(year, month, day, hour, tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def hour_key(hour: datetime) -> str:
