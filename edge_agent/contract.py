@@ -9,9 +9,11 @@ lakehouse imports nothing else of the agent. Every piece that comes from users i
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -42,6 +44,71 @@ SIDECAR_FIELDS = (
     "row_count", "first_timestamp", "last_timestamp", "schema_fingerprint", "schema",
     "content_sha256", "content_md5", "content_bytes",
 )  # fmt: skip
+SIDECAR_FORMAT = "edge-agent/landing-batch"
+SIDECAR_FORMAT_VERSION = 1  # the newest this contract reads; a newer agent's objects are refused
+
+
+class SidecarError(ValueError):
+    """A sidecar this contract cannot read: the object is quarantined with this reason."""
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """The sidecar fields readers rely on, typed and checked (any node can write any bytes)."""
+
+    node_id: str
+    batch_id: str
+    row_count: int
+    content_sha256: str
+    region: str | None
+    format_version: int
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Sidecar:
+        """The sidecar in `raw`, or SidecarError saying why not (cap its size before reading)."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
+            raise SidecarError("metadata sidecar is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise SidecarError("metadata sidecar is not a JSON object")
+        fmt, version = data.get("format"), data.get("format_version")
+        if fmt != SIDECAR_FORMAT or type(version) is not int:
+            raise SidecarError(
+                f"metadata sidecar format {_shown(fmt)} version {_shown(version)} is not "
+                f"{SIDECAR_FORMAT} version 1-{SIDECAR_FORMAT_VERSION}"
+            )
+        if version > SIDECAR_FORMAT_VERSION:
+            raise SidecarError(
+                f"metadata sidecar format version {version} is newer than this lakehouse reads "
+                f"({SIDECAR_FORMAT_VERSION}): upgrade the lakehouse before the agents"
+            )
+        region = data.get("region")
+        sidecar = cls(
+            node_id=_field(data, "node_id", str),
+            batch_id=_field(data, "batch_id", str),
+            row_count=_field(data, "row_count", int),
+            content_sha256=_field(data, "content_sha256", str),
+            region=None if region is None else _field(data, "region", str),
+            format_version=version,
+        )
+        if sidecar.row_count < 0 or not re.fullmatch(r"[0-9a-f]{64}", sidecar.content_sha256):
+            raise SidecarError("metadata sidecar has a negative row_count or a malformed sha256")
+        return sidecar
+
+
+def _field(data: dict[str, Any], name: str, kind: type) -> Any:
+    value = data.get(name)
+    if type(value) is not kind:  # not isinstance: a JSON true is no row count
+        raise SidecarError(f"metadata sidecar field {name} is {_shown(value)}, not {kind.__name__}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A value from untrusted input, short and quoted, for a quarantine reason."""
+    if value is None:
+        return "missing"
+    return repr(value)[:40] if isinstance(value, str | int | float | bool) else type(value).__name__
 
 
 @dataclass(frozen=True)

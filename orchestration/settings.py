@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from orchestration.bronze.admission import LandingLimits
+
 ENVIRONMENT_VARIABLE = "LAKEHOUSE_ENV"
 ENVIRONMENTS_FILE = Path(__file__).with_name("environments.yaml")
 
@@ -122,6 +124,9 @@ class EnvironmentSettings(BaseModel):
     max_keys_per_tick: int = Field(gt=0)
     silent_after_hours: int = Field(gt=0)
     incomplete_grace_minutes: float = Field(default=30, ge=0)
+    # Caps on one landing object (sidecar bytes, object bytes, columns, column name length):
+    # past one, the object is quarantined with the reason and the rest of its hour loads.
+    landing_limits: LandingLimits = LandingLimits()
     expectations: ExpectationThresholds = ExpectationThresholds()
     # The live local platform (`lakehouse-live`): landing sensors, schedules and the simulated
     # fleet start RUNNING, because that command starts the S3 endpoint and PostgreSQL they need.

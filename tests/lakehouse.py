@@ -13,7 +13,12 @@ import duckdb
 import pyarrow as pa
 
 from edge_agent.batches import encode_parquet
-from edge_agent.contract import data_object_key, sidecar_key
+from edge_agent.contract import (
+    SIDECAR_FORMAT,
+    SIDECAR_FORMAT_VERSION,
+    data_object_key,
+    sidecar_key,
+)
 from orchestration.landing.objects import hour_key as hour_key  # the tests' partition keys
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
@@ -59,6 +64,8 @@ def put_object(
     stored = body_override if body_override is not None else body
     key = data_object_key(hour, node, batch)
     sidecar = {
+        "format": SIDECAR_FORMAT,
+        "format_version": SIDECAR_FORMAT_VERSION,
         "node_id": node,
         "region": region,
         "batch_id": batch,

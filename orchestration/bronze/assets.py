@@ -158,6 +158,7 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                     max_files=settings.max_files_per_run,
                     incomplete_before=datetime.now(UTC) - timedelta(minutes=grace),
                     staging_root=warehouse.staging_path(),
+                    limits=settings.landing_limits,
                 )
             except (NewColumnsRefusedError, TooManyFilesError) as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc

@@ -15,8 +15,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from edge_agent.contract import Sidecar
 from edge_agent.contract import schema_fingerprint as fingerprint
 from orchestration.bronze import bookkeeping
+from orchestration.bronze.admission import LandingLimits, column_problem
 from orchestration.bronze.objects import (
     QuarantinedObject,
     StagedObject,
@@ -110,12 +112,12 @@ def data_schema(conn: duckdb.DuckDBPyConnection, table: str) -> pa.Schema | None
     return pa.schema([f for f in schema if f.name not in hidden])
 
 
-def _lineage(obj: LandingObject, sidecar: dict[str, Any], target: PartitionTarget) -> dict:
+def _lineage(obj: LandingObject, sidecar: Sidecar, target: PartitionTarget) -> dict:
     return {
         "_source_object": obj.uri,
-        "_node_id": sidecar.get("node_id"),
-        "_region": target.region or sidecar.get("region"),
-        "_batch_id": sidecar.get("batch_id"),
+        "_node_id": sidecar.node_id,
+        "_region": target.region or sidecar.region,
+        "_batch_id": sidecar.batch_id,
         "_partition_hour": target.hour,
     }
 
@@ -159,6 +161,7 @@ def load_bronze(
     bulk_scan: bool = True,
     incomplete_before: datetime | None = None,
     staging_root: Path | None = None,
+    limits: LandingLimits | None = None,
 ) -> BronzeLoad:
     """Replace each target partition with every verified object of its hour; one transaction.
 
@@ -167,8 +170,11 @@ def load_bronze(
     scan; the others are read and reconciled one by one. A failure anywhere, including
     failOnNewColumns, rolls the whole load back and the partitions keep their old rows.
     Halves of uploads written before `incomplete_before` are quarantined by name (they load
-    once the upload completes and its hour is loaded again).
+    once the upload completes and its hour is loaded again), as is any object that breaks the
+    admission rules (`limits`, the key's node, column names). A read that may pass next time
+    raises TransientReadError: rolled back, the partitions keep their rows, the run retries.
     """
+    limits = limits or LandingLimits()
     for ddl in bookkeeping.BOOKKEEPING_DDL:
         conn.execute(ddl)
     staging_root = staging_root or Path(tempfile.gettempdir()) / "edge-lakehouse-staging"
@@ -191,10 +197,10 @@ def load_bronze(
     conn.execute("SET preserve_insertion_order = false")
     try:
         try:
-            load = _Load(conn, client, table, targets, listed, mode, run_id, incomplete)
+            load = _Load(conn, client, table, targets, listed, mode, run_id, incomplete, limits)
             return load.run(bulk_scan, staging_root)
         except ScanError:  # rolled back: redone object by object, which names the bad object
-            load = _Load(conn, client, table, targets, listed, mode, run_id, incomplete)
+            load = _Load(conn, client, table, targets, listed, mode, run_id, incomplete, limits)
             return load.run(False, staging_root)
     finally:
         conn.execute("RESET preserve_insertion_order")
@@ -229,10 +235,12 @@ class _Load:
         mode: SchemaMode,
         run_id: str,
         incomplete: list[tuple[PartitionTarget, IncompleteUpload]],
+        limits: LandingLimits,
     ) -> None:
         self.conn, self.client, self.table, self.targets, self.mode, self.run_id = (
             conn, client, table, targets, mode, run_id
         )  # fmt: skip
+        self.limits = limits
         self.listed = listed
         self.target_of = {obj.uri: t for t, obj in [*listed, *incomplete]}
         self.ingested_at = datetime.now(UTC)
@@ -253,7 +261,7 @@ class _Load:
             for chunk in _chunks(self.listed, STAGING_BYTES):
                 with staging_folder(staging_root) as directory:
                     objects: list[StagedObject] = []
-                    for outcome in stage_all(self.client, chunk, directory):
+                    for outcome in stage_all(self.client, chunk, directory, self.limits):
                         if isinstance(outcome, QuarantinedObject):
                             self.result.quarantined.append(outcome)
                         else:
@@ -276,7 +284,7 @@ class _Load:
             footer = read_footer(staged.path)
             if footer is None:  # unreadable: reading it alone names the error
                 self._load_one(staged)
-            elif footer.rows != staged.sidecar.get("row_count"):
+            elif footer.rows != staged.sidecar.row_count:
                 self.result.quarantined.append(
                     row_count_mismatch(staged.obj, footer.rows, staged.sidecar)
                 )
@@ -293,9 +301,17 @@ class _Load:
             if id(staged) not in in_scan:
                 self._load_one(staged)
 
+    def _column_problem(self, names: list[str]) -> str | None:
+        """Why these columns cannot join the table as it is now (it evolves within a load)."""
+        existing = [*(self.current.names if self.current is not None else []), *RESERVED_COLUMNS]
+        return column_problem(names, existing, self.limits)
+
     def _scan(self, scanned: list[tuple[StagedObject, int]]) -> bool:
         """One DuckDB scan over objects of one schema; False if that schema cannot be taken."""
         staged = [s for s, _ in scanned]
+        footer = read_footer(staged[0].path)  # every object here has this footer's columns
+        if footer is None or self._column_problem(list(footer.names)) is not None:
+            return False  # object by object, where each is quarantined with the reason
         shape = empty_table(self.conn, staged[0].path)
         if RESERVED_COLUMNS & set(shape.column_names):
             return False  # object by object, where the colliding columns are renamed
@@ -325,12 +341,17 @@ class _Load:
 
     def _load_one(self, staged: StagedObject) -> None:
         """Read, check and reconcile one object; its rows join the next Arrow insert."""
+        footer = read_footer(staged.path)  # names first: a table cannot hold duplicates
+        problem = None if footer is None else self._column_problem(list(footer.names))
+        if problem is not None:
+            self.result.quarantined.append(QuarantinedObject(staged.obj, problem))
+            return
         try:
             data = pq.read_table(staged.path)
         except (pa.ArrowInvalid, OSError) as exc:
             self.result.quarantined.append(unreadable_parquet(staged.obj, exc))
             return
-        if data.num_rows != staged.sidecar.get("row_count"):
+        if data.num_rows != staged.sidecar.row_count:
             self.result.quarantined.append(
                 row_count_mismatch(staged.obj, data.num_rows, staged.sidecar)
             )
@@ -372,7 +393,7 @@ class _Load:
         partition.bytes += staged.size
         self.manifest.append(
             (self.table, target.partition_key, staged.obj.uri, staged.obj.etag,
-             staged.sidecar.get("content_sha256"), rows, fingerprint(schema), self.ingested_at,
+             staged.sidecar.content_sha256, rows, fingerprint(schema), self.ingested_at,
              self.run_id)
         )  # fmt: skip
 

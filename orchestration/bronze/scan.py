@@ -20,6 +20,7 @@ class Footer:
 
     rows: int
     signature: str
+    names: tuple[str, ...] = ()
 
 
 class ScanError(Exception):
@@ -35,7 +36,8 @@ def read_footer(path: Path) -> Footer | None:
         metadata = pq.read_metadata(path)
     except (pa.ArrowInvalid, OSError):
         return None
-    return Footer(metadata.num_rows, str(metadata.schema.to_arrow_schema()))
+    schema = metadata.schema.to_arrow_schema()
+    return Footer(metadata.num_rows, str(schema), tuple(schema.names))
 
 
 def empty_table(conn: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:

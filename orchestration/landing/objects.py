@@ -36,6 +36,7 @@ class LandingObject:
     size: int
     sidecar_key: str
     sidecar_etag: str
+    sidecar_size: int = 0
 
     @property
     def uri(self) -> str:
@@ -119,7 +120,9 @@ def complete_objects(bucket: str, keys: Iterable[ListedKey]) -> list[LandingObje
         sidecar = by_key.get(key.removesuffix(".parquet") + ".json")
         if sidecar is not None:
             out.append(
-                LandingObject(bucket, key, listed.etag, listed.size, sidecar.key, sidecar.etag)
+                LandingObject(
+                    bucket, key, listed.etag, listed.size, sidecar.key, sidecar.etag, sidecar.size
+                )
             )
     return out
 

@@ -1,0 +1,165 @@
+"""One bad object is quarantined with its reason and the rest of its hour loads; a passing S3
+fault fails the run retryably and never removes rows (issue 17, items 4-7), on DuckDB."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from orchestration.bronze.assets import QUARANTINE_CHECK, build_bronze_asset
+from tests.conftest import bucket
+from tests.lakehouse import (
+    NOW,
+    hour_key,
+    materialize,
+    put_object,
+    reading,
+    resources,
+    warehouse_rows,
+)
+from tests.s3_faults import S3FaultProxy
+
+bronze_raw = build_bronze_asset("raw")
+
+
+def _parquet(table: pa.Table) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return out.getvalue()
+
+
+def _rows(first: int, n: int = 4) -> list[dict[str, Any]]:
+    return [reading(i, NOW) for i in range(first, first + n)]
+
+
+def hostile_objects(s3: Any, raw: str) -> dict[str, str]:
+    """One object of each kind a broken or hostile node can write, each with the reason it
+    must be quarantined for; shared with the fault test and the Databricks engine's test."""
+    rows = _rows(100)
+    named = pa.Table.from_pylist(rows)
+    dup = pa.Table.from_arrays([named.column("id"), named.column("id")], names=["id", "id"])
+    wide = pa.table({f"c{i}": [1] * 4 for i in range(300)})
+    odd = {
+        "case": (named.rename_columns(["Temperature" if n == "temperature" else n
+                                       for n in named.column_names]), {}),  # fmt: skip
+        "space": (named.rename_columns(["sensor id" if n == "sensor_id" else n
+                                        for n in named.column_names]), {}),  # fmt: skip
+        "long": (named.append_column("x" * 200, pa.array([1] * 4)), {}),
+        "wide": (wide, {}),
+        "nodeint": (named, {"node_id": 42}),
+        "regiondict": (named, {"region": {"a": 1}}),
+        "batchlist": (named, {"batch_id": ["b"]}),
+        "nested": (named, {"rules": "@@NESTED@@"}),
+        "bigsidecar": (named, {"padding": "x" * 70_000}),
+        "newer": (named, {"format_version": 99}),
+        "impostor": (named, {"node_id": "good"}),  # writes under its own key, claims another
+    }
+    reasons = {
+        "case": "differs only in case",
+        "space": "holds a space",
+        "long": "longer than 128",
+        "wide": "300 columns, over the cap",
+        "nodeint": "field node_id is 42, not str",
+        "regiondict": "field region is dict",
+        "batchlist": "field batch_id is list",
+        "nested": "not valid JSON",
+        "bigsidecar": "over the cap of 65536",
+        "newer": "version 99 is newer",
+        "impostor": "sidecar names node 'good'",
+        "dup": "appears twice",
+    }
+    uris = {}
+    for node, (table, overrides) in odd.items():
+        uris[node] = put_object(s3, raw, NOW, table, node=node, sidecar_overrides=overrides)
+    uris["dup"] = put_object(s3, raw, NOW, rows, node="dup", body_override=_parquet(dup))
+    nested_key = uris["nested"].split("/", 3)[3].removesuffix(".parquet") + ".json"
+    text = s3.get_object(Bucket=raw, Key=nested_key)["Body"].read().decode()
+    deep = "[" * 20_000 + "]" * 20_000  # under the size cap, deeper than Python's recursion
+    s3.put_object(Bucket=raw, Key=nested_key, Body=text.replace('"@@NESTED@@"', deep).encode())
+    return {uris[node]: reasons[node] for node in uris}
+
+
+def test_each_kind_of_bad_object_is_quarantined_with_its_reason_and_the_hour_loads(
+    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    raw = bucket(bucket_prefix, "raw")
+    res = resources(bucket_prefix, s3_env, tmp_path / "w.duckdb")
+    put_object(s3, raw, NOW, _rows(1), node="good")
+    materialize(bronze_raw, hour_key(NOW), res, instance)  # bronze knows `temperature`
+    expected = hostile_objects(s3, raw)
+    put_object(s3, raw, NOW, _rows(10), node="good2")
+
+    result = materialize(bronze_raw, hour_key(NOW), res, instance)
+
+    assert warehouse_rows(tmp_path / "w.duckdb", "SELECT count(*) FROM bronze_raw") == [(8,)]
+    nodes = warehouse_rows(tmp_path / "w.duckdb", "SELECT DISTINCT _node_id FROM bronze_raw")
+    assert sorted(n for (n,) in nodes) == ["good", "good2"]
+    reasons = dict(
+        warehouse_rows(tmp_path / "w.duckdb", "SELECT object_uri, reason FROM _bronze_quarantine")
+    )
+    assert set(reasons) == set(expected)
+    for uri, why in expected.items():
+        assert why in reasons[uri], (uri, reasons[uri])
+    check = result.get_asset_check_evaluations()[0]
+    assert check.check_name == QUARANTINE_CHECK and check.metadata["quarantined"].value == 12
+    columns = [r[0] for r in warehouse_rows(tmp_path / "w.duckdb", "DESCRIBE bronze_raw")]
+    assert "Temperature" not in columns and not any(len(c) > 128 for c in columns)
+
+
+def _load_with_faults(
+    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance,
+    kind: str, times: int,
+) -> tuple[dg.ExecuteInProcessResult, S3FaultProxy, Path]:  # fmt: skip
+    raw = bucket(bucket_prefix, "raw")
+    flaky = put_object(s3, raw, NOW, _rows(1), node="flaky")
+    put_object(s3, raw, NOW, _rows(20), node="steady")
+    proxy = S3FaultProxy(s3_env)
+    path = tmp_path / "w.duckdb"
+    with proxy.serving() as endpoint:
+        res = resources(bucket_prefix, endpoint, path)
+        materialize(bronze_raw, hour_key(NOW), res, instance)  # both objects in bronze
+        put_object(s3, raw, NOW, _rows(40), node="late")  # a new upload: the hour is reloaded
+        proxy.fail(flaky.split("/", 3)[3], kind, times)
+        result = materialize(bronze_raw, hour_key(NOW), res, instance, raise_on_error=False)
+    return result, proxy, path
+
+
+def test_a_transient_s3_error_fails_the_load_retryably_and_keeps_the_rows(
+    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """503 SlowDown on every GET of one object (past boto's own retries, past the step's
+    retries): the run fails, nothing is quarantined, bronze keeps every row it had."""
+    result, proxy, path = _load_with_faults(
+        s3, s3_env, bucket_prefix, tmp_path, instance, "slowdown", 1000
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "could not be read (SlowDown)" in str(failure.event_specific_data)
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) == 2  # the asset's RetryPolicy: a transient error is worth retrying
+    assert warehouse_rows(path, "SELECT count(*) FROM bronze_raw") == [(8,)]  # flaky + steady
+    assert warehouse_rows(path, "SELECT count(*) FROM _bronze_quarantine") == [(0,)]
+    assert proxy.failed
+
+
+def test_a_connection_dropped_mid_body_is_retried_and_every_row_lands_once(
+    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """S3 drops the connection halfway through one object's body, twice, then recovers: the
+    step's retry loads the hour with every row exactly once and quarantines nothing."""
+    result, proxy, path = _load_with_faults(
+        s3, s3_env, bucket_prefix, tmp_path, instance, "drop", 2
+    )
+    assert result.success
+    assert [k for k, _ in proxy.failed] == ["drop", "drop"]
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) >= 1
+    rows = warehouse_rows(path, "SELECT _node_id, count(*), count(DISTINCT id) FROM bronze_raw "
+                                "GROUP BY ALL ORDER BY 1")  # fmt: skip
+    assert rows == [("flaky", 4, 4), ("late", 4, 4), ("steady", 4, 4)]
+    assert warehouse_rows(path, "SELECT count(*) FROM _bronze_quarantine") == [(0,)]
