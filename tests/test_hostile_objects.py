@@ -33,6 +33,10 @@ def _parquet(table: pa.Table) -> bytes:
     return out.getvalue()
 
 
+def _renamed(table: pa.Table, old: str, new: str) -> pa.Table:
+    return table.rename_columns([new if n == old else n for n in table.column_names])
+
+
 def _rows(first: int, n: int = 4) -> list[dict[str, Any]]:
     return [reading(i, NOW) for i in range(first, first + n)]
 
@@ -45,10 +49,8 @@ def hostile_objects(s3: Any, raw: str) -> dict[str, str]:
     dup = pa.Table.from_arrays([named.column("id"), named.column("id")], names=["id", "id"])
     wide = pa.table({f"c{i}": [1] * 4 for i in range(300)})
     odd = {
-        "case": (named.rename_columns(["Temperature" if n == "temperature" else n
-                                       for n in named.column_names]), {}),  # fmt: skip
-        "space": (named.rename_columns(["sensor id" if n == "sensor_id" else n
-                                        for n in named.column_names]), {}),  # fmt: skip
+        "case": (_renamed(named, "temperature", "Temperature"), {}),
+        "space": (_renamed(named, "sensor_id", "sensor id"), {}),
         "long": (named.append_column("x" * 200, pa.array([1] * 4)), {}),
         "wide": (wide, {}),
         "nodeint": (named, {"node_id": 42}),
