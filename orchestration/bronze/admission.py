@@ -25,6 +25,7 @@ class LandingLimits(BaseModel):
     max_object_bytes: int = Field(default=1 << 30, gt=0)
     max_columns: int = Field(default=256, gt=0)
     max_column_name_length: int = Field(default=128, gt=0)
+    max_footer_bytes: int = Field(default=1 << 20, gt=0)  # a Parquet footer read on its own
 
 
 def listing_problem(obj: LandingObject, limits: LandingLimits) -> str | None:

@@ -9,13 +9,14 @@ from typing import Any
 import dagster as dg
 
 from edge_agent.contract import SCENARIOS
+from orchestration.bronze.admission import LandingLimits, column_problem
 from orchestration.bronze.assets import (
     QUARANTINE_CHECK,
     BronzeConfig,
     bronze_asset_args,
     partition_targets,
 )
-from orchestration.bronze.objects import QuarantinedObject, read_sidecar
+from orchestration.bronze.objects import QuarantinedObject, admitted, read_columns, read_sidecar
 from orchestration.bronze.targets import PartitionTarget
 from orchestration.databricks import plan
 from orchestration.databricks.workspace import Databricks
@@ -49,24 +50,35 @@ def _run_metadata(run: dict[str, Any], settings: Any, layer: str, entity: str) -
 
 
 def _object_entry(
-    client: Any, target: PartitionTarget, obj: LandingObject
+    client: Any, target: PartitionTarget, obj: LandingObject, limits: LandingLimits
 ) -> dict[str, Any] | QuarantinedObject:
-    """What the job needs to verify and load one object: the sidecar's checksum and rows (or
-    the object quarantined, as the DuckDB path does, when its sidecar cannot be read)."""
-    sidecar = read_sidecar(client, obj)
+    """What the job needs to verify and load one object: the sidecar's checksum and rows and
+    the footer's columns, or the object quarantined by the admission rules the DuckDB engine
+    applies (caps, the key's node, the sidecar, column names). The job checks the bytes."""
+    ruled_out = admitted(obj, limits)
+    if ruled_out is not None:
+        return ruled_out
+    sidecar = read_sidecar(client, obj, limits)
     if isinstance(sidecar, QuarantinedObject):
         return sidecar
+    columns = read_columns(client, obj, limits)
+    if isinstance(columns, QuarantinedObject):
+        return columns
+    problem = column_problem(columns, (), limits)  # the job checks them against its table
+    if problem is not None:
+        return QuarantinedObject(obj, problem)
     return {
         "uri": obj.uri,
         "size": obj.size,
-        "sha256": sidecar.get("content_sha256"),
-        "rows": sidecar.get("row_count"),
+        "sha256": sidecar.content_sha256,
+        "rows": sidecar.row_count,
+        "columns": columns,
         "partition_key": target.partition_key,
         "lineage": {
             "_source_object": obj.uri,
-            "_node_id": sidecar.get("node_id"),
-            "_region": target.region or sidecar.get("region"),
-            "_batch_id": sidecar.get("batch_id"),
+            "_node_id": sidecar.node_id,
+            "_region": target.region or sidecar.region,
+            "_batch_id": sidecar.batch_id,
             "_partition_hour": target.hour.isoformat(),
         },
     }
@@ -99,8 +111,11 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
                 "backfill a smaller range",
                 allow_retries=False,
             )
-        with ThreadPoolExecutor(16) as pool:  # a sidecar that cannot be read quarantines
-            entries = list(pool.map(lambda item: _object_entry(client, *item), listed))
+        # Admission, as on DuckDB: a bad object quarantines, a transient read fails the step.
+        with landing.reachable(), ThreadPoolExecutor(16) as pool:
+            entries = list(
+                pool.map(lambda item: _object_entry(client, *item, settings.landing_limits), listed)
+            )
         objects = [e for e in entries if not isinstance(e, QuarantinedObject)]
         unread = [
             {"uri": obj.uri, "reason": e.reason, "partition_key": t.partition_key}

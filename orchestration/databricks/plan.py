@@ -85,6 +85,9 @@ def bronze_extras(
         "partition_keys": [t.partition_key for t in targets],
         "schema_mode": schema_mode,
         "write": write_spec(bronze_predicate(targets)),
+        # The job copies each object here while hashing it, and loads the copy it verified.
+        "staging": f"{settings.databricks.volume}/staging" if settings.databricks else None,
+        "max_object_bytes": settings.landing_limits.max_object_bytes,
     }
 
 

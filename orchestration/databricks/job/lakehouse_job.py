@@ -19,9 +19,9 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -214,23 +214,6 @@ def _hour_counts(df: DataFrame, column: str, *by: str) -> list[list[Any]]:
 # -- bronze ---------------------------------------------------------------------------------
 
 
-def _readable(objects: list[dict[str, Any]], workdir: Path) -> dict[str, str]:
-    """Each object's URI as Spark can read it: S3 itself on a workspace; a local copy under
-    the stand-in (local Spark has no S3 connector here)."""
-    if not LOCAL_TABLES:
-        return {o["uri"]: o["uri"] for o in objects}
-    import boto3
-
-    client = boto3.client("s3")
-    paths = {}
-    for index, obj in enumerate(objects):
-        bucket, key = obj["uri"].removeprefix("s3://").split("/", 1)
-        target = workdir / f"object-{index:06d}.parquet"
-        client.download_file(bucket, key, str(target))
-        paths[obj["uri"]] = str(target)
-    return paths
-
-
 def _normalized(path_column: Any) -> Any:
     return F.regexp_replace(path_column, r"^[a-z0-9]+:/+", "")
 
@@ -240,29 +223,80 @@ def _normal(path: str) -> str:
     return tail.lstrip("/") if sep and head.isalnum() and "/" not in head else path.lstrip("/")
 
 
-def _verify(spark: SparkSession, objects: list[dict[str, Any]], paths: dict[str, str]):
-    """Objects whose bytes match their sidecar (size and SHA-256), and the rest with why."""
-    if not objects:
-        return [], []
-    digests = {
-        _normal(r["path"]): (r["length"], r["sha"])
-        for r in spark.read.format("binaryFile")
-        .load(list(paths.values()))
-        .select("path", "length", F.sha2("content", 256).alias("sha"))
-        .collect()
-    }
-    good, quarantined = [], []
-    for obj in objects:
-        found = digests.get(_normal(paths[obj["uri"]]))
-        if found is None:
-            quarantined.append((obj, "object could not be read"))
-        elif found[0] != obj["size"]:
-            quarantined.append((obj, f"size {found[0]} differs from the listing's {obj['size']}"))
-        elif found[1] != obj["sha256"]:
-            quarantined.append((obj, "SHA-256 differs from the sidecar's content_sha256"))
-        else:
+def _col(name: str) -> Any:
+    """A column by its exact name: backquoted, so a dot is part of the name, not a field."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _stage_one(client: Any, obj: dict[str, Any], target: Path, max_bytes: int) -> str | None:
+    """Copy one object to `target`, hashing as it streams (memory stays one chunk); why it
+    cannot load, or None. A transient S3 error raises: the job fails and the step is retried."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = obj["uri"].removeprefix("s3://").split("/", 1)
+    digest, size = hashlib.sha256(), 0
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return "object is no longer in S3 (NoSuchKey)"
+        raise
+    with target.open("wb") as out:
+        for chunk in body.iter_chunks(1 << 20):
+            size += len(chunk)
+            if size > max_bytes:
+                body.close()
+                return f"object is over the cap of {max_bytes} bytes"
+            digest.update(chunk)
+            out.write(chunk)
+    if size != obj["size"]:
+        return f"size {size} differs from the listing's {obj['size']}"
+    if digest.hexdigest() != obj["sha256"]:
+        return "SHA-256 differs from the sidecar's content_sha256"
+    return None
+
+
+def _stage(
+    objects: list[dict[str, Any]], folder: Path, max_bytes: int
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]], dict[str, str]]:
+    """Every object copied into `folder` and checked against its sidecar (size and SHA-256):
+    the objects to load, the rest with why, and each loaded object's staged path. Spark reads
+    the staged bytes, the very bytes that were verified, not the object again from S3."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}))
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = [folder / f"object-{i:06d}.parquet" for i in range(len(objects))]
+    with ThreadPoolExecutor(8) as pool:
+        pairs = zip(objects, targets, strict=True)
+        reasons = list(pool.map(lambda p: _stage_one(client, *p, max_bytes), pairs))
+    good, quarantined, paths = [], [], {}
+    for obj, target, why in zip(objects, targets, reasons, strict=True):
+        if why is None:
             good.append(obj)
-    return good, quarantined
+            paths[obj["uri"]] = str(target)
+        else:
+            target.unlink(missing_ok=True)
+            quarantined.append((obj, why))
+    return good, quarantined, paths
+
+
+def _case_clashes(
+    objects: list[dict[str, Any]], existing: list[str] | None
+) -> list[tuple[dict[str, Any], str]]:
+    """Objects with a column that differs only in case from one of the table's (Dagster checked
+    each object's own names; the table's are known here)."""
+    known = {name.casefold(): name for name in existing or []}
+    out = []
+    for obj in objects:
+        for name in obj.get("columns", []):
+            other = known.get(name.casefold())
+            if other is not None and other != name:
+                out.append((obj, f"column {name[:40]!r} differs only in case from bronze "
+                                 f"column {other!r}"))  # fmt: skip
+                break
+    return out
 
 
 def _with_path(df: DataFrame) -> DataFrame:
@@ -291,7 +325,7 @@ def _read_objects(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, dic
                 f.dataType
                 for _, df in frames
                 for f in df.schema.fields
-                if f.name == name and df.where(F.col(name).isNotNull()).limit(1).count()
+                if f.name == name and df.where(_col(name).isNotNull()).limit(1).count()
             ] or types
         candidates = sorted(set(types), key=lambda t: t.simpleString())  # ties: deterministic
         wanted[name] = max(candidates, key=types.count)
@@ -300,16 +334,16 @@ def _read_objects(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, dic
         for f in df.schema.fields:
             if f.dataType == wanted[f.name]:
                 continue
-            if df.where(F.col(f.name).isNotNull()).limit(1).count():
+            if df.where(_col(f.name).isNotNull()).limit(1).count():
                 unreconciled[_normal(path)] = (
                     f"column {f.name} is {f.dataType.simpleString()}, "
                     f"other objects have {wanted[f.name].simpleString()}"
                 )
                 break
-            df = df.withColumn(f.name, F.col(f.name).cast(wanted[f.name]))
+            df = df.withColumn(f.name, _col(f.name).cast(wanted[f.name]))
         else:
             framed = _with_path(spark.read.parquet(path)).select(
-                *[F.col(c).cast(wanted[c]).alias(c) for c in df.columns], "_path"
+                *[_col(c).cast(wanted[c]).alias(c) for c in df.columns], "_path"
             )
             joined = framed if joined is None else joined.unionByName(framed, True)
     if joined is None:
@@ -333,16 +367,23 @@ def _reconcile(df: DataFrame, existing: list[str] | None, mode: str) -> tuple[Da
     if mode == "failOnNewColumns":
         raise ValueError(f"new columns {', '.join(new)} (schema mode failOnNewColumns)")
     if mode == "rescue":
-        rescued = F.to_json(F.struct(*[F.col(c) for c in new]))
+        rescued = F.to_json(F.struct(*[_col(c) for c in new]))
         return df.drop(*new).withColumn(RESCUED, rescued), renamed
     return df.drop(*new), renamed  # none: new columns are ignored
 
 
 def bronze(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dict) -> dict:
     table, objects = extras["table"], extras["objects"]
-    with tempfile.TemporaryDirectory(prefix="lakehouse-bronze-") as workdir:
-        paths = _readable(objects, Path(workdir))
-        good, quarantined = _verify(spark, objects, paths)
+    existing = None
+    if tables.exists(table):
+        hidden = {*LINEAGE, "_ingested_at", RESCUED}
+        existing = [c for c in tables.read(table).columns if c not in hidden]
+    clashes = _case_clashes(objects, [*(existing or []), *LINEAGE, "_ingested_at", RESCUED])
+    objects_to_stage = [o for o in objects if all(o is not c for c, _ in clashes)]
+    folder = Path(volume_path(extras["staging"])) / f"run-{uuid.uuid4().hex}"
+    try:
+        good, quarantined, paths = _stage(objects_to_stage, folder, extras["max_object_bytes"])
+        quarantined += clashes
         pipes.log.info(f"{len(good)} of {len(objects)} object(s) verified against their sidecars")
         loaded_rows: dict[str, int] = {}
         df = None
@@ -372,10 +413,6 @@ def bronze(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dic
                     good.remove(obj)
                     quarantined.append((obj, f"{rows} rows, sidecar says {obj['rows']}"))
             keep = [_normal(paths[o["uri"]]) for o in good]
-            existing = None
-            if tables.exists(table):
-                hidden = {*LINEAGE, "_ingested_at", RESCUED}
-                existing = [c for c in tables.read(table).columns if c not in hidden]
             data, renamed = _reconcile(data, existing, extras["schema_mode"])
             df = (
                 data.where(F.col("_path").isin(keep))
@@ -394,6 +431,8 @@ def bronze(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dic
             df = tables.read(table).limit(0)
         tables.write(table, df, extras["write"])
         return _bronze_result(objects, good, quarantined, loaded_rows, renamed)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _bronze_result(objects, good, quarantined, rows, renamed) -> dict:
