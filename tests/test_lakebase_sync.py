@@ -13,7 +13,7 @@ import pytest
 from orchestration.changes import record_change
 from orchestration.lakebase import sync as sync_module
 from orchestration.lakebase import target
-from orchestration.lakebase.postgres import Lakebase
+from orchestration.lakebase.postgres import Lakebase, with_database
 from orchestration.lakebase.sync import DuplicateKeyError, sync_table
 from orchestration.lakebase.target import SchemaChangeRefusedError
 from orchestration.lakebase.workload import SyncPolicy, TableToSync
@@ -233,7 +233,7 @@ def test_the_application_role_can_read_synced_tables_but_not_write_them(
     lakebase = Lakebase(dsn=lakebase_db)
     gold(warehouse, 10)
     sync(warehouse, lakebase, spec(SyncPolicy.SNAPSHOT))
-    as_app = psycopg.conninfo.make_conninfo(lakebase_db, user=lakebase.app_role)
+    as_app = psycopg.conninfo.make_conninfo(lakebase_db, user=lakebase.app_role_for(SCHEMA))
     with psycopg.connect(as_app) as conn:
         assert conn.execute(f"SELECT count(*) FROM {SCHEMA}.{STATS}").fetchone() == (10,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -312,7 +312,7 @@ def test_an_idle_reader_never_stalls_other_readers_behind_a_snapshot_swap(
     gold(warehouse, 1000)
     sync(warehouse, lakebase, spec(SyncPolicy.SNAPSHOT))
     gold(warehouse, 1200)
-    as_app = psycopg.conninfo.make_conninfo(lakebase_db, user=lakebase.app_role)
+    as_app = psycopg.conninfo.make_conninfo(lakebase_db, user=lakebase.app_role_for(SCHEMA))
     idle = psycopg.connect(as_app)
     idle.execute(f"SELECT count(*) FROM {SCHEMA}.{STATS}").fetchone()  # and stays in the txn
     waits: list[float] = []
@@ -357,7 +357,7 @@ def test_the_application_role_cannot_create_temp_tables_or_lock_synced_tables(
     lakebase = Lakebase(dsn=lakebase_db)
     gold(warehouse, 10)
     sync(warehouse, lakebase, spec(SyncPolicy.SNAPSHOT))
-    as_app = psycopg.conninfo.make_conninfo(lakebase_db, user=lakebase.app_role)
+    as_app = psycopg.conninfo.make_conninfo(lakebase_db, user=lakebase.app_role_for(SCHEMA))
     for statement in (
         "CREATE TEMP TABLE scratch (i int)",
         f"LOCK TABLE {SCHEMA}.{STATS} IN EXCLUSIVE MODE",
@@ -403,3 +403,190 @@ def test_declared_indexes_are_built_before_the_swap_and_on_existing_tables(
             "WHERE hour >= '2026-11-01 02:00+00' ORDER BY hour DESC"
         ).fetchall()
     assert "Index Only Scan" in " ".join(r[0] for r in plan)
+
+
+def as_role(dsn: str, role: str, database: str | None = None) -> str:
+    if database is not None:
+        dsn = with_database(dsn, database)
+    return psycopg.conninfo.make_conninfo(dsn, user=role)
+
+
+def test_each_environment_has_its_own_app_role_confined_to_its_schema(
+    warehouse: Warehouse, lakebase_db: str
+) -> None:
+    """Two environments in one database: each app role reads its own schema only, creates
+    nothing (not in `public`, not a schema) and, on a server the project owns, cannot connect
+    to the server's other databases."""
+    lakebase = Lakebase(dsn=lakebase_db, owns_server=True)
+    gold(warehouse, 10)
+    with warehouse.connect() as duck:
+        for schema in ("dev", "staging"):
+            sync_table(duck, lakebase, spec(SyncPolicy.SNAPSHOT), schema)
+    roles = {schema: lakebase.app_role_for(schema) for schema in ("dev", "staging")}
+    assert roles == {"dev": "lakebase_app_dev", "staging": "lakebase_app_staging"}
+    for schema, other in (("dev", "staging"), ("staging", "dev")):
+        own = roles[schema]
+        with psycopg.connect(as_role(lakebase_db, own), autocommit=True) as conn:
+            assert conn.execute(f"SELECT count(*) FROM {schema}.{STATS}").fetchone() == (10,)
+            for statement in (
+                f"SELECT count(*) FROM {other}.{STATS}",
+                "CREATE TABLE public.scratch (i int)",
+                "CREATE SCHEMA scratch",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            psycopg.connect(as_role(lakebase_db, own, database="postgres")).close()
+
+
+def test_the_app_roles_timeouts_hold_even_when_a_session_sets_them_away(
+    warehouse: Warehouse, lakebase_db: str
+) -> None:
+    """PostgreSQL lets a session SET its timeouts (no privilege stops it). The role's defaults
+    apply until it does; past a limit, the sync ends such a session before its swap, so a
+    reader that sets its limits away still cannot hold a synced table."""
+    import time
+
+    limits = {"app_statement_timeout_ms": 500, "app_idle_in_transaction_timeout_ms": 500}
+    lakebase = Lakebase(dsn=lakebase_db, **limits)
+    gold(warehouse, 1000)
+    sync(warehouse, lakebase, spec(SyncPolicy.SNAPSHOT))
+    as_app = as_role(lakebase_db, lakebase.app_role_for(SCHEMA))
+    idle = psycopg.connect(as_app)
+    defaults = (
+        "SELECT current_setting('statement_timeout'), "
+        "current_setting('idle_in_transaction_session_timeout')"
+    )
+    assert idle.execute(defaults).fetchone() == ("500ms", "500ms")
+    idle.execute("SET statement_timeout = 0")  # allowed: the role's settings are defaults only
+    idle.execute("SET idle_in_transaction_session_timeout = 0")
+    assert idle.execute(defaults).fetchone() == ("0", "0")
+    idle.execute(f"SELECT count(*) FROM {SCHEMA}.{STATS}").fetchone()  # holds its lock, idle
+    failures: list[BaseException] = []
+
+    def long_statement() -> None:
+        with psycopg.connect(as_app, autocommit=True) as conn:
+            conn.execute("SET statement_timeout = 0")
+            try:
+                conn.execute(f"SELECT pg_sleep(20) FROM {SCHEMA}.{STATS} LIMIT 1")
+            except psycopg.OperationalError as exc:
+                failures.append(exc)
+
+    busy = threading.Thread(target=long_statement)
+    busy.start()
+    running = (
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+        "AND query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()"
+    )
+    while rows_in(lakebase_db, running) != [(1,)]:
+        time.sleep(0.05)
+    time.sleep(0.8)  # both sessions are now past their limits
+    gold(warehouse, 1200)
+    result = sync(warehouse, lakebase, spec(SyncPolicy.SNAPSHOT))
+    busy.join(timeout=30)
+    assert (result.lock_attempts, result.app_sessions_ended) == (1, 2)
+    assert rows_in(lakebase_db) == [(1200,)]
+    assert len(failures) == 1  # the long statement was ended
+    with pytest.raises(psycopg.OperationalError):
+        idle.execute("SELECT 1")  # and so was the session idle in its transaction
+    idle.close()
+
+
+# An unescaped LIKE 'gold_readings__%' (or 'gold_read_ngs__%') matches the others' names too.
+READINGS = ("gold_readings", "gold_readings_x", "gold_read_ngs")
+
+
+def readings(warehouse: Warehouse, value: int) -> None:
+    with warehouse.connect() as duck:
+        for name in READINGS:
+            rows = f"SELECT i AS id, {value} AS v FROM range(100) t(i)"
+            duck.execute(f"CREATE OR REPLACE TABLE {name} AS {rows}")
+
+
+def readings_spec(name: str) -> TableToSync:
+    return TableToSync(name=name, primary_keys=["id"], scheduling_policy=SyncPolicy.TRIGGERED)
+
+
+def staging_tables(dsn: str) -> set[str]:
+    found = rows_in(
+        dsn,
+        "SELECT tablename FROM pg_tables WHERE schemaname = '_lakebase' "
+        "AND tablename NOT IN ('syncs', 'staging')",
+    )
+    return {name for (name,) in found}
+
+
+def test_two_environments_in_one_database_keep_their_own_staging_tables_and_log(
+    tmp_path: Path, lakebase_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dev and staging sync tables whose names an unescaped LIKE confuses into one database:
+    neither's cleanup drops the other's staging tables (left by a killed sync, or in use by a
+    running one), and each sees only its own syncs in the log."""
+    lakebase = Lakebase(dsn=lakebase_db)
+    environments = {
+        schema: Warehouse(database_path=str(tmp_path / f"{schema}.duckdb"))
+        for schema in ("dev", "staging")
+    }
+
+    def sync_in(schema: str, name: str) -> Any:
+        with environments[schema].connect() as duck:
+            return sync_table(duck, lakebase, readings_spec(name), schema)
+
+    for schema, warehouse in environments.items():
+        readings(warehouse, 1)
+        for name in READINGS:
+            sync_in(schema, name)
+        readings(warehouse, 2)
+    real_upsert = target.upsert
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt("killed with its staging tables loaded")
+
+    with monkeypatch.context() as patch:  # dev's gold_readings sync dies, leaving its staging
+        patch.setattr(target, "upsert", killed)
+        with pytest.raises(KeyboardInterrupt):
+            sync_in("dev", "gold_readings")
+    dev_leftovers = staging_tables(lakebase_db)
+    assert len(dev_leftovers) == 2
+
+    def other_environment_syncs_first(*args: Any, **kwargs: Any) -> int:
+        """dev's gold_readings_x sync has staged its rows; staging syncs every table now."""
+        monkeypatch.setattr(target, "upsert", real_upsert)
+        in_flight = staging_tables(lakebase_db) - dev_leftovers
+        for name in READINGS:
+            assert not sync_in("staging", name).full_copy  # dev's syncs are not staging's
+        assert staging_tables(lakebase_db) == dev_leftovers | in_flight  # nothing of dev's gone
+        return real_upsert(*args, **kwargs)
+
+    monkeypatch.setattr(target, "upsert", other_environment_syncs_first)
+    dev_x = sync_in("dev", "gold_readings_x")
+    assert (dev_x.full_copy, dev_x.upserted) == (False, 100)
+    assert staging_tables(lakebase_db) == dev_leftovers  # dev's killed sync's, until it reruns
+    assert sync_in("dev", "gold_readings").upserted == 100  # the killed sync, completed
+    assert staging_tables(lakebase_db) == set()
+    sync_in("dev", "gold_read_ngs")
+    for schema in ("dev", "staging"):
+        for name in READINGS:
+            expected = rows_in(lakebase_db, f"SELECT min(v), count(*) FROM {schema}.{name}")
+            assert expected == [(2, 100)]
+    per_schema = "SELECT schema_name, count(*) FROM _lakebase.syncs GROUP BY 1 ORDER BY 1"
+    logged = rows_in(lakebase_db, per_schema)
+    assert logged == [("dev", 6), ("staging", 6)]
+
+
+def test_a_sync_log_from_before_environments_were_told_apart_is_migrated(
+    warehouse: Warehouse, lakebase_db: str
+) -> None:
+    with psycopg.connect(lakebase_db) as conn:  # the log as earlier versions created it
+        conn.execute("CREATE SCHEMA _lakebase")
+        conn.execute(target.SYNC_LOG_DDL.replace(", schema_name text NOT NULL", ""))
+        conn.execute(
+            "INSERT INTO _lakebase.syncs VALUES (%s, 'old', 'SNAPSHOT', now(), now(), 1, 10, 10, "
+            "10, 0, 0, true, 8192)",
+            [STATS],
+        )
+    lakebase = Lakebase(dsn=lakebase_db)
+    gold(warehouse, 10)
+    sync(warehouse, lakebase, spec(SyncPolicy.SNAPSHOT))
+    logged = rows_in(lakebase_db, "SELECT schema_name, sync_id = 'old' FROM _lakebase.syncs")
+    assert sorted(logged) == [("", True), (SCHEMA, False)]  # old rows belong to no environment

@@ -143,7 +143,7 @@ def print_lakebase(
             f"{lag.bound_seconds} s (sensor interval) + the warehouse pool queue + the sync"
         )
     print(f"Connect:  {lakebase.psql_command()}")
-    print(f"  as the read-only application role: add user={lakebase.app_role}")
+    print(f"  as the read-only application role: add user={lakebase.app_role_for(schema)}")
     reports = home / "reports"
     cost_file = reports / "lakebase_cost.json"
     if cost_file.exists():

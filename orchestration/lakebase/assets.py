@@ -69,6 +69,7 @@ def _metadata(result: SyncResult, lakebase: Lakebase, schema: str) -> dict:
         "columns_added": ", ".join(result.columns_added) or "none",
         "sync_id": result.sync_id,
         "swap_lock_attempts": result.lock_attempts,
+        "app_sessions_ended": result.app_sessions_ended,
         "connect": dg.MetadataValue.md(f"`{lakebase.psql_command()}`"),
     }
 

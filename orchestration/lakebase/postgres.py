@@ -18,6 +18,7 @@ from psycopg import sql
 from pydantic import Field, PrivateAttr
 
 from orchestration.home import dagster_home, private_directory
+from orchestration.lakebase.roles import SessionLimits, app_role_for
 
 DSN_VARIABLE = "LAKEBASE_DSN"
 REFRESH_AFTER_SECONDS = 59 * 60  # Lakebase OAuth tokens last an hour
@@ -95,7 +96,16 @@ class Lakebase(dg.ConfigurableResource):
     refresh_after_seconds: float = REFRESH_AFTER_SECONDS
     embedded_directory: str | None = None  # default $DAGSTER_HOME/lakebase_pg
     database: str = "lakebase"
-    app_role: str = "lakebase_app"  # read-only role for applications
+    # Applications read an environment's schema as `<app_role>_<schema>` (lakebase_app_dev):
+    # one read-only role per environment, so one environment's app never reads another's.
+    app_role: str = Field(default="lakebase_app", pattern=r"^[a-z_][a-z0-9_]*$")
+    # Limits on the application roles' sessions: their defaults, and enforced by each sync
+    # (a session may SET them away; the sync still ends it once past a limit).
+    app_statement_timeout_ms: int = Field(default=30_000, ge=100)
+    app_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=100)
+    # The project owns the server: the app roles may connect to its database only (CONNECT is
+    # revoked from PUBLIC on the others). None: only on the embedded server.
+    owns_server: bool | None = None
     copy_connections: int = Field(default=2, ge=1, le=16)  # parallel COPYs of one sync
     index_memory: str = Field(default="256MB", pattern=r"^[0-9]+(kB|MB|GB)$")  # key builds
     # A SNAPSHOT swap waits at most this long for readers' locks per attempt, so readers queued
@@ -112,6 +122,16 @@ class Lakebase(dg.ConfigurableResource):
                 configured = self.dsn or os.environ.get(DSN_VARIABLE)
                 self._resolved = configured or embedded_dsn(self.embedded_path(), self.database)
             return self._resolved
+
+    def app_role_for(self, schema: str) -> str:
+        """The read-only role of the environment whose synced tables are in `schema`."""
+        return app_role_for(self.app_role, schema)
+
+    def session_limits(self) -> SessionLimits:
+        return SessionLimits(self.app_statement_timeout_ms, self.app_idle_in_transaction_timeout_ms)
+
+    def owns_the_server(self) -> bool:
+        return self.is_embedded() if self.owns_server is None else self.owns_server
 
     def embedded_path(self) -> Path:
         if self.embedded_directory:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from orchestration import changes
-from orchestration.lakebase import state
+from orchestration.lakebase import roles, state
 from orchestration.lakebase import target as pg
 from orchestration.lakebase.copy import copy_arrow
 from orchestration.lakebase.postgres import Lakebase
@@ -52,6 +53,7 @@ class SyncResult:
     bytes: int = 0
     columns_added: list[str] = field(default_factory=list)
     lock_attempts: int = 1  # tries the swap needed to take its lock (bounded wait each)
+    app_sessions_ended: int = 0  # application sessions ended for being past their limits
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,14 @@ def sync_table(
     source = _source(duck, spec)
     _check_keys(duck, source, result)
     with lakebase.connect() as conn:
-        pg.ensure_bookkeeping(conn, schema, lakebase.app_role)
+        pg.ensure_bookkeeping(conn, schema)
+        roles.ensure_app_role(
+            conn,
+            lakebase.app_role_for(schema),
+            schema,
+            lakebase.session_limits(),
+            lakebase.owns_the_server(),
+        )
         pg.drop_leftovers(conn, schema, spec.name)
         conn.commit()
     load = _snapshot if spec.scheduling_policy is SyncPolicy.SNAPSHOT else _incremental
@@ -154,12 +163,34 @@ class _Log:
         result.seconds = time.perf_counter() - self.clock
         result.bytes = pg.table_bytes(conn, schema, result.table)
         conn.execute(
-            "INSERT INTO _lakebase.syncs VALUES (%s, %s, %s, %s, now(), %s, %s, %s, %s, %s, "
-            "%s, %s, %s)",
-            [result.table, result.sync_id, result.policy.value, self.started, result.seconds,
-             result.source_rows, result.target_rows, result.upserted, result.deleted,
-             result.skipped_null_keys, result.full_copy, result.bytes],
+            "INSERT INTO _lakebase.syncs (schema_name, table_name, sync_id, policy, started_at, "
+            "finished_at, seconds, source_rows, target_rows, upserted, deleted, "
+            "skipped_null_keys, full_copy, bytes) VALUES (%s, %s, %s, %s, %s, now(), %s, %s, "
+            "%s, %s, %s, %s, %s, %s)",
+            [schema, result.table, result.sync_id, result.policy.value, self.started,
+             result.seconds, result.source_rows, result.target_rows, result.upserted,
+             result.deleted, result.skipped_null_keys, result.full_copy, result.bytes],
         )  # fmt: skip
+
+
+def _bounded(
+    conn: psycopg.Connection,
+    lakebase: Lakebase,
+    schema: str,
+    result: SyncResult,
+    what: str,
+    work: Callable[[], None],
+) -> int:
+    """`work`, which takes a lock readers may hold, with bounded waits; before each attempt the
+    environment's application sessions past their limits are ended (see `roles`)."""
+    role, limits = lakebase.app_role_for(schema), lakebase.session_limits()
+
+    def end_overdue() -> None:
+        result.app_sessions_ended += roles.end_overdue_sessions(conn, role, limits)
+
+    return pg.with_lock_timeout(
+        conn, lakebase.swap_lock_timeout_ms, lakebase.swap_attempts, what, work, end_overdue
+    )
 
 
 def _check_schema(
@@ -218,13 +249,11 @@ def _copy_and_swap(
 
         def swap() -> None:
             pg.swap_in(conn, schema, name, staged, source.spec.indexes)
-            pg.grant_read(conn, schema, name, lakebase.app_role)
+            pg.grant_read(conn, schema, name, lakebase.app_role_for(schema))
             log.write(conn, schema, result)
             conn.commit()
 
-        result.lock_attempts = pg.with_lock_timeout(
-            conn, lakebase.swap_lock_timeout_ms, lakebase.swap_attempts, f"{schema}.{name}", swap
-        )
+        result.lock_attempts = _bounded(conn, lakebase, schema, result, f"{schema}.{name}", swap)
 
 
 def _apply(
@@ -241,11 +270,10 @@ def _apply(
     """Stage the changed rows and the gone keys in Postgres, then upsert and delete them in
     one transaction: the table moves in one step."""
     spec, name = source.spec, source.spec.name
-    changed, gone = f"{name}__changes_{result.sync_id}", f"{name}__gone_{result.sync_id}"
     key_columns = [c for c in source.columns if c.name in spec.primary_keys]
     with lakebase.connect() as conn:
-        pg.create_table(conn, pg.BOOKKEEPING_SCHEMA, changed, source.columns, key=None)
-        pg.create_table(conn, pg.BOOKKEEPING_SCHEMA, gone, key_columns, key=None)
+        changed = pg.create_staging(conn, schema, name, result.sync_id, "changes", source.columns)
+        gone = pg.create_staging(conn, schema, name, result.sync_id, "gone", key_columns)
         conn.commit()
     if full:
         _ingest(lakebase, duck, source.select, pg.BOOKKEEPING_SCHEMA, changed)
@@ -264,9 +292,9 @@ def _apply(
             result.deleted = pg.delete_keys(conn, schema, name, changed, spec.primary_keys, True)
         else:
             result.deleted = pg.delete_keys(conn, schema, name, gone, spec.primary_keys, False)
-        for staging in (changed, gone):
-            conn.execute(sql.SQL("DROP TABLE {}").format(pg.ident(pg.BOOKKEEPING_SCHEMA, staging)))
-        pg.grant_read(conn, schema, name, lakebase.app_role)
+        for staged in (changed, gone):
+            pg.drop_staging(conn, staged)
+        pg.grant_read(conn, schema, name, lakebase.app_role_for(schema))
         count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(pg.ident(schema, name)))
         result.target_rows = int(count.fetchone()[0])  # type: ignore[index]
         result.full_copy = full
@@ -301,13 +329,10 @@ def _incremental(
                 pg.add_columns(conn, schema, name, added)
                 conn.commit()
 
-            what = f"{schema}.{name} (adding columns)"
-            pg.with_lock_timeout(
-                conn, lakebase.swap_lock_timeout_ms, lakebase.swap_attempts, what, add
-            )
+            _bounded(conn, lakebase, schema, result, f"{schema}.{name} (adding columns)", add)
         if exists:  # indexes declared since the table was created (readers are not blocked)
             pg.create_indexes(conn, schema, name, spec.indexes, lakebase.index_memory)
-        synced = pg.last_sync_id(conn, name) if exists else None
+        synced = pg.last_sync_id(conn, schema, name) if exists else None
         empty = not exists or pg.is_empty(conn, schema, name)
         conn.commit()
     result.columns_added = [c.name for c in added]

@@ -12,14 +12,24 @@ from psycopg import sql
 from orchestration.lakebase.workload import TableIndex
 
 BOOKKEEPING_SCHEMA = "_lakebase"
+# One row per published sync, with the environment schema it synced into.
 SYNC_LOG_DDL = """
     CREATE TABLE IF NOT EXISTS _lakebase.syncs (
         table_name text NOT NULL, sync_id text NOT NULL, policy text NOT NULL,
         started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL,
         seconds double precision NOT NULL, source_rows bigint NOT NULL, target_rows bigint NOT NULL,
         upserted bigint NOT NULL, deleted bigint NOT NULL, skipped_null_keys bigint NOT NULL,
-        full_copy boolean NOT NULL, bytes bigint NOT NULL, PRIMARY KEY (table_name, sync_id))
+        full_copy boolean NOT NULL, bytes bigint NOT NULL, schema_name text NOT NULL,
+        PRIMARY KEY (table_name, sync_id))
 """
+# Which environment schema and table each staging table in `_lakebase` belongs to: the cleanup
+# of leftovers reads this, never a pattern over names that several environments share.
+STAGING_DDL = """
+    CREATE TABLE IF NOT EXISTS _lakebase.staging (
+        staging_table text PRIMARY KEY, schema_name text NOT NULL, table_name text NOT NULL,
+        sync_id text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())
+"""
+MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1; longer names are silently cut
 
 
 class SchemaChangeRefusedError(Exception):
@@ -36,33 +46,26 @@ def ident(*parts: str) -> sql.Composable:
     return sql.Identifier(*parts)
 
 
-def ensure_bookkeeping(conn: psycopg.Connection, schema: str, app_role: str) -> None:
-    """Schemas, the sync log and the application's read-only role (created once)."""
+def ensure_bookkeeping(conn: psycopg.Connection, schema: str) -> None:
+    """The environment's schema, the sync log and the staging register (created once)."""
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(schema)))
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(BOOKKEEPING_SCHEMA)))
     conn.execute(SYNC_LOG_DDL)
-    role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [app_role]).fetchone()
-    if role is None:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident(app_role)))
-    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident(schema), ident(app_role)))
-    restrict_app_role(conn, app_role)
+    conn.execute(STAGING_DDL)
+    _add_schema_to_sync_log(conn)
 
 
-def restrict_app_role(conn: psycopg.Connection, app_role: str) -> None:
-    """Applications read; they do not stall the syncs. With SELECT only, LOCK TABLE allows just
-    ACCESS SHARE (what a SELECT takes). Temporary tables are refused (the database's default
-    TEMP grant to PUBLIC is revoked: it is the synced tables' own database), and a session idle
-    inside a transaction is ended after a minute instead of holding its locks for good."""
-    database = conn.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
-    conn.execute(sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(ident(database)))
-    conn.execute(
-        sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM {}").format(ident(database), ident(app_role))
-    )
-    conn.execute(
-        sql.SQL("ALTER ROLE {} SET idle_in_transaction_session_timeout = '60s'").format(
-            ident(app_role)
-        )
-    )
+def _add_schema_to_sync_log(conn: psycopg.Connection) -> None:
+    """A log from before environments were told apart gets its `schema_name` column; its old
+    rows get '' (no environment), so each environment's next incremental sync compares every
+    row once instead of trusting another environment's sync id."""
+    has_column = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = '_lakebase.syncs'::regclass "
+        "AND attname = 'schema_name' AND NOT attisdropped"
+    ).fetchone()
+    if has_column is None:  # ALTER TABLE locks the log: only when the column is missing
+        conn.execute("ALTER TABLE _lakebase.syncs ADD COLUMN schema_name text NOT NULL DEFAULT ''")
+        conn.execute("ALTER TABLE _lakebase.syncs ALTER COLUMN schema_name DROP DEFAULT")
 
 
 def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> list[Column] | None:
@@ -138,16 +141,52 @@ def add_columns(conn: psycopg.Connection, schema: str, table: str, columns: list
         )
 
 
+def staging_name(kind: str, sync_id: str, schema: str, table: str) -> str:
+    """A staging table's name in `_lakebase`: unique by its kind and sync id, which come first,
+    then the environment and table for a person listing them; cut to PostgreSQL's limit here,
+    so the register holds the name exactly as PostgreSQL stores it."""
+    name = f"{kind}_{sync_id}_{schema}_{table}".encode()[:MAX_IDENTIFIER_BYTES]
+    return name.decode(errors="ignore")
+
+
+def create_staging(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    sync_id: str,
+    kind: str,
+    columns: list[Column],
+) -> str:
+    """An unkeyed staging table in `_lakebase` for one sync of `schema.table`, registered in
+    the caller's transaction (a killed sync's leftovers are then found exactly); its name."""
+    staged = staging_name(kind, sync_id, schema, table)
+    create_table(conn, BOOKKEEPING_SCHEMA, staged, columns, key=None)
+    conn.execute(
+        "INSERT INTO _lakebase.staging (staging_table, schema_name, table_name, sync_id) "
+        "VALUES (%s, %s, %s, %s)",
+        [staged, schema, table, sync_id],
+    )
+    return staged
+
+
+def drop_staging(conn: psycopg.Connection, staged: str) -> None:
+    """A staging table of `_lakebase` and its registration, in the caller's transaction."""
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(BOOKKEEPING_SCHEMA, staged)))
+    conn.execute("DELETE FROM _lakebase.staging WHERE staging_table = %s", [staged])
+
+
 def drop_leftovers(conn: psycopg.Connection, schema: str, table: str) -> None:
-    """Staging tables a killed sync of this table left behind."""
-    rows = conn.execute(
-        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind = 'r' AND ((n.nspname = %s AND c.relname = %s) OR "
-        "(n.nspname = %s AND c.relname LIKE %s))",
-        [schema, f"{table}__sync_new", BOOKKEEPING_SCHEMA, f"{table}__%"],
+    """Staging tables a killed sync of `schema.table` left behind, and only those: other
+    environments' and other tables' staging tables are never touched, whatever their names."""
+    conn.execute(
+        sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, f"{table}__sync_new"))
+    )  # a SNAPSHOT stages inside the environment's own schema
+    registered = conn.execute(
+        "SELECT staging_table FROM _lakebase.staging WHERE schema_name = %s AND table_name = %s",
+        [schema, table],
     ).fetchall()
-    for nsp, rel in rows:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(nsp, rel)))
+    for (staged,) in registered:
+        drop_staging(conn, staged)
 
 
 def add_primary_key(
@@ -172,12 +211,16 @@ def with_lock_timeout(
     attempts: int,
     what: str,
     work: Callable[[], None],
+    before_attempt: Callable[[], None] | None = None,
 ) -> int:
     """Run `work` in a transaction that waits at most `timeout_ms` for a lock; retried with a
     short backoff, at most `attempts` times. Readers queued behind the waiting lock request wait
-    no longer than the timeout. Returns the attempts used."""
+    no longer than the timeout. `before_attempt` runs first in each attempt's transaction (the
+    sync ends overdue application sessions there). Returns the attempts used."""
     for attempt in range(1, attempts + 1):
         try:
+            if before_attempt is not None:
+                before_attempt()
             conn.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(timeout_ms)}ms"])
             work()
             return attempt
@@ -326,10 +369,27 @@ def is_empty(conn: psycopg.Connection, schema: str, table: str) -> bool:
     return bool(conn.execute(query).fetchone()[0])  # type: ignore[index]
 
 
-def last_sync_id(conn: psycopg.Connection, table: str) -> str | None:
+def last_sync_id(conn: psycopg.Connection, schema: str, table: str) -> str | None:
+    """The sync that last published `schema.table` (never another environment's)."""
     row = conn.execute(
-        "SELECT sync_id FROM _lakebase.syncs WHERE table_name = %s "
+        "SELECT sync_id FROM _lakebase.syncs WHERE schema_name = %s AND table_name = %s "
         "ORDER BY finished_at DESC LIMIT 1",
-        [table],
+        [schema, table],
     ).fetchone()
     return row[0] if row else None
+
+
+def sync_history(conn: psycopg.Connection, schema: str) -> list[tuple]:
+    """Per table and policy of `schema`: syncs, mean and max seconds, rows changed per second."""
+    logged = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('_lakebase.syncs') "
+        "AND attname = 'schema_name' AND NOT attisdropped"
+    ).fetchone()
+    if logged is None:  # no sync yet, or none since environments were told apart
+        return []
+    return conn.execute(
+        "SELECT table_name, policy, count(*), avg(seconds), max(seconds), "
+        "sum(upserted + deleted) / nullif(sum(seconds), 0) FROM _lakebase.syncs "
+        "WHERE schema_name = %s GROUP BY 1, 2 ORDER BY 1",
+        [schema],
+    ).fetchall()

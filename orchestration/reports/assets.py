@@ -13,6 +13,7 @@ from orchestration.lakebase import cost
 from orchestration.lakebase.bundle import bundle_resources, bundle_yaml
 from orchestration.lakebase.convert import convert_folder, prove, write_converted
 from orchestration.lakebase.postgres import Lakebase
+from orchestration.lakebase.target import sync_history
 from orchestration.lakebase.workload import load_workload, synced_asset_keys
 from orchestration.output import (
     bar_chart,
@@ -55,13 +56,7 @@ def _measured(conn: psycopg.Connection, schema: str) -> dict[str, Any]:
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
         [schema],
     ).fetchall()
-    syncs = []
-    if conn.execute("SELECT to_regclass('_lakebase.syncs')").fetchone()[0]:  # type: ignore[index]
-        syncs = conn.execute(
-            "SELECT table_name, policy, count(*), avg(seconds), max(seconds), "
-            "sum(upserted + deleted) / nullif(sum(seconds), 0) FROM _lakebase.syncs "
-            "GROUP BY 1, 2 ORDER BY 1"
-        ).fetchall()
+    syncs = sync_history(conn, schema)  # this environment's syncs only
     return {"database_bytes": int(database), "tables": dict(tables), "syncs": syncs}
 
 
