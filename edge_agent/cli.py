@@ -1,4 +1,5 @@
-"""`edge-agent`: simulate a node, manage its pipeline type, upload, create landing buckets."""
+"""`edge-agent`: simulate a node, manage its pipeline type, upload, create landing buckets,
+requeue reports Dagster refused."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from edge_agent.database import NodeDatabase
 from edge_agent.errors import EXIT_FAILURE, EXIT_USAGE, AgentError, ConfigError
 from edge_agent.region import detect_region
 from edge_agent.reporting import HttpReporter, PipesReporter, Reporter
-from edge_agent.secrets import RedactingFilter, redact
+from edge_agent.secrets import RedactingFilter, redact, redact_url
 from edge_agent.simulate import SimulationSpec, simulate
 from edge_agent.source import resolve_table
 from edge_agent.storage import BucketPolicy, ObjectStore, ensure_buckets, s3_client, s3_session
@@ -92,9 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--batch-rows", type=int)
     upload.add_argument("--workers", type=int)
     upload.add_argument("--dagster-url", help="report uploads to this Dagster webserver")
+    upload.add_argument(
+        "--report-max-attempts",
+        type=int,
+        help="refusals (HTTP 4xx) before a report is dead-lettered (default: 5)",
+    )
 
-    status = commands.add_parser("status", help="watermark, backlog and queued reports")
+    status = commands.add_parser("status", help="watermark, backlog, queued and dead reports")
     _common(status)
+
+    reports = commands.add_parser("reports", help="reports for Dagster")
+    report_actions = reports.add_subparsers(
+        dest="action", required=True, parser_class=_ArgumentParser
+    )
+    requeue = report_actions.add_parser("requeue", help="queue dead-lettered reports again")
+    requeue.add_argument("ids", metavar="ID", type=int, nargs="*", help="report ids (default: all)")
+    _common(requeue)
 
     buckets = commands.add_parser("buckets", help="landing buckets")
     bucket_actions = buckets.add_subparsers(
@@ -186,6 +200,36 @@ def _show_status(store: ControlStore, config: AgentConfig) -> int:
     print(f"watermark: {store.watermark(source.name)}")
     print(f"rows not yet uploaded: {store.backlog(source)}")
     print(f"reports queued for Dagster: {store.pending_reports()}")
+    _show_dead_letters(store)
+    return 0
+
+
+_DEAD_LETTERS_SHOWN = 20
+
+
+def _show_dead_letters(store: ControlStore) -> None:
+    count = store.dead_letter_count()
+    print(f"reports dead-lettered (refused by Dagster): {count}")
+    shown = store.dead_letters(_DEAD_LETTERS_SHOWN)
+    for letter in shown:
+        print(
+            f"  #{letter.id} {letter.asset_key} {letter.partition or '-'}: HTTP "
+            f"{letter.last_status}, refused {letter.rejections} time(s), dead since "
+            f"{letter.dead_at}: {redact(letter.last_error or '')}"
+        )
+    if count > len(shown):
+        print(f"  ... and {count - len(shown)} more")
+    if count:
+        print("  'edge-agent reports requeue [ID ...]' queues them again")
+
+
+def cmd_reports(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        moved = store.requeue_dead_letters(args.ids or None)
+    print(f"requeued {moved} report(s); the next upload cycle sends them")
+    if args.ids and moved < len(set(args.ids)):
+        raise AgentError("some of the reports named are not dead letters (see edge-agent status)")
     return 0
 
 
@@ -196,7 +240,7 @@ def _reporter(config: AgentConfig, pipes: Any) -> tuple[Reporter | None, str]:
         reporter = HttpReporter(
             config.dagster_url, config.dagster_token, config.report_timeout_seconds
         )
-        return reporter, f"to {config.dagster_url}"
+        return reporter, f"to {redact_url(config.dagster_url)}"
     return None, "off (no Dagster URL)"
 
 
@@ -246,10 +290,11 @@ def _print_summary(summary: CycleSummary) -> None:
     rate = summary.rows_read / summary.seconds if summary.seconds else 0.0
     log.info(
         "uploaded %s rows in %d object(s) (%.1f MB) in %.2fs (%s rows/s); rejected %d, "
-        "removed by rules %d; watermark %d; reports delivered %d, queued %d",
+        "removed by rules %d; watermark %d; reports delivered %d, queued %d, dead letters %d",
         f"{summary.rows_uploaded:,}", summary.objects, summary.bytes_written / 1e6,
         summary.seconds, f"{rate:,.0f}", summary.rows_rejected, summary.rows_removed,
         summary.watermark, summary.reports_delivered, summary.reports_pending,
+        summary.reports_dead_letters,
     )  # fmt: skip
 
 
@@ -303,6 +348,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_status(args)
     if args.command == "buckets":
         return cmd_buckets(args)
+    if args.command == "reports":
+        return cmd_reports(args)
     from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
     if not PipesEnvVarParamsLoader().is_dagster_pipes_process():

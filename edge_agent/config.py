@@ -19,7 +19,7 @@ from edge_agent.contract import (
 )
 from edge_agent.errors import ConfigError
 from edge_agent.scenarios import FilteredRules, ScenarioSettings
-from edge_agent.secrets import Secret
+from edge_agent.secrets import Secret, split_userinfo
 
 
 def _default_node_id() -> str:
@@ -49,6 +49,9 @@ class AgentConfig:
     dagster_url: str | None = None
     dagster_token: Secret | None = None
     report_timeout_seconds: float = 3.0
+    # Tries a report Dagster refuses for good (HTTP 4xx but 408/429) gets before it is moved
+    # out of the queue into the dead letters; transient failures never count.
+    report_max_attempts: int = 5
     imds_endpoint: str = "http://169.254.169.254"
     imds_timeout_seconds: float = 1.0
     scenario: ScenarioSettings = field(default_factory=ScenarioSettings)
@@ -71,6 +74,10 @@ class AgentConfig:
             raise ConfigError("batch_rows and workers must be at least 1")
         if self.interval_seconds <= 0:
             raise ConfigError("interval must be positive")
+        if self.report_max_attempts < 1:
+            raise ConfigError("report_max_attempts must be at least 1")
+        if self.report_timeout_seconds <= 0:
+            raise ConfigError("report_timeout_seconds must be positive")
         for name in ("dagster_url", "s3_endpoint_url"):
             url = getattr(self, name)
             if url and not url.startswith(("http://", "https://")):
@@ -82,6 +89,11 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _url(text: str) -> str:
+    split_userinfo(text)  # a password in the URL is known to the log filter before anything logs
+    return text
+
+
 # Each setting: environment variables that set it (first wins) and how to parse their text.
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "db": Path,
@@ -90,6 +102,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "interval_seconds": float,
     "lease_seconds": float,
     "report_timeout_seconds": float,
+    "report_max_attempts": int,
+    "dagster_url": _url,
+    "s3_endpoint_url": _url,
     "imds_timeout_seconds": float,
     "aws_access_key_id": Secret,
     "aws_secret_access_key": Secret,
@@ -108,6 +123,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "interval_seconds": ("EDGE_AGENT_INTERVAL_SECONDS",),
     "s3_endpoint_url": ("EDGE_AGENT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
     "dagster_url": ("EDGE_AGENT_DAGSTER_URL",),
+    "report_max_attempts": ("EDGE_AGENT_REPORT_MAX_ATTEMPTS",),
     "dagster_token": ("EDGE_AGENT_DAGSTER_TOKEN", "DAGSTER_CLOUD_API_TOKEN"),
     "imds_endpoint": ("EDGE_AGENT_IMDS_ENDPOINT",),
 }

@@ -68,9 +68,32 @@ CREATE TABLE IF NOT EXISTS report_outbox (
     created_at TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
-    claimed_until REAL NOT NULL DEFAULT 0
+    claimed_until REAL NOT NULL DEFAULT 0,
+    claimed_by TEXT,
+    rejections INTEGER NOT NULL DEFAULT 0,
+    last_status INTEGER
+);
+CREATE TABLE IF NOT EXISTS report_dead_letters (
+    id INTEGER PRIMARY KEY,
+    asset_key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    rejections INTEGER NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    dead_at TEXT NOT NULL
 );
 """
+
+# Columns added to a table after nodes already had it: added in place when missing.
+_ADDED_COLUMNS = {
+    "report_outbox": {
+        "claimed_by": "TEXT",
+        "rejections": "INTEGER NOT NULL DEFAULT 0",
+        "last_status": "INTEGER",
+    },
+}
 
 
 def utc_now() -> str:
@@ -148,6 +171,20 @@ class OutboxReport:
     body: dict[str, object]
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A report Dagster refused `rejections` times, kept out of the queue until requeued."""
+
+    id: int
+    asset_key: str
+    partition: str | None
+    attempts: int
+    rejections: int
+    last_status: int | None
+    last_error: str | None
+    dead_at: str
+
+
 class ControlStore:
     """The agent's tables in the node database, behind one autocommit connection."""
 
@@ -158,6 +195,11 @@ class ControlStore:
         with db.transaction():
             for statement in filter(str.strip, _DDL.split(";")):
                 db.execute(statement)
+            for table, columns in _ADDED_COLUMNS.items():
+                present = {row[1] for row in db.query(f"PRAGMA table_info({table})")}
+                for name, declaration in columns.items():
+                    if name not in present:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
     def transaction(self) -> AbstractContextManager[NodeDatabase]:
         return self.db.transaction()
@@ -384,41 +426,131 @@ class ControlStore:
             )
 
     # -- report outbox -------------------------------------------------------------------
-    def take_reports(self, limit: int, hold_seconds: float = 60.0) -> list[OutboxReport]:
+    # A report is claimed by one agent at a time (claimed_by, claimed_until), so two agents on
+    # one node never send the same report; a claim of a process that is gone is taken over.
+    def take_reports(
+        self, limit: int, hold_seconds: float, after_id: int = 0
+    ) -> list[OutboxReport]:
+        """Claim the next reports (ids above `after_id`) for `hold_seconds`."""
         now = time.time()
         with self.transaction() as db:
-            rows = db.query(
-                "SELECT id, asset_key, body FROM report_outbox WHERE claimed_until < ? "
-                "ORDER BY id LIMIT ?",
-                (now, limit),
+            holders = db.query(
+                "SELECT DISTINCT claimed_by FROM report_outbox WHERE claimed_until >= ? "
+                "AND claimed_by IS NOT NULL AND claimed_by != ?",
+                (now, self.owner),
             )
             db.executemany(
-                "UPDATE report_outbox SET claimed_until = ? WHERE id = ?",
-                [(now + hold_seconds, row[0]) for row in rows],
+                "UPDATE report_outbox SET claimed_until = 0, claimed_by = NULL "
+                "WHERE claimed_by = ?",
+                [(owner,) for (owner,) in holders if not _owner_alive(owner)],
+            )
+            rows = db.query(
+                "SELECT id, asset_key, body FROM report_outbox WHERE claimed_until < ? "
+                "AND id > ? ORDER BY id LIMIT ?",
+                (now, after_id, limit),
+            )
+            db.executemany(
+                "UPDATE report_outbox SET claimed_until = ?, claimed_by = ? WHERE id = ?",
+                [(now + hold_seconds, self.owner, row[0]) for row in rows],
             )
         return [OutboxReport(row[0], row[1], json.loads(row[2])) for row in rows]
+
+    def renew_report(self, report_id: int, hold_seconds: float) -> bool:
+        """Keep this agent's claim on a report for at least `hold_seconds` more, right before
+        sending it; False when the claim lapsed (another agent may hold it now): do not send."""
+        now = time.time()
+        with self.transaction() as db:
+            row = db.one(
+                "UPDATE report_outbox SET claimed_until = max(claimed_until, ?) "
+                "WHERE id = ? AND claimed_by = ? AND claimed_until >= ? RETURNING id",
+                (now + hold_seconds, report_id, self.owner, now),
+            )
+        return row is not None
 
     def report_delivered(self, report_id: int) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM report_outbox WHERE id = ?", (report_id,))
 
-    def report_failed(self, report_id: int, error: str) -> None:
+    def report_failed(self, report_id: int, error: str, status: int | None = None) -> None:
+        """A transient failure: the report stays queued, free for the next attempt."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE report_outbox SET attempts = attempts + 1, last_error = ?, "
-                "claimed_until = 0 WHERE id = ?",
-                (error, report_id),
+                "last_status = ?, claimed_until = 0, claimed_by = NULL WHERE id = ?",
+                (error, status, report_id),
+            )
+
+    def report_rejected(self, report_id: int, status: int, error: str, max_rejections: int) -> int:
+        """Dagster refused the report for good; after `max_rejections` such answers it moves
+        to the dead letters. Returns how many times it has been refused."""
+        with self.transaction() as db:
+            row = db.one(
+                "UPDATE report_outbox SET attempts = attempts + 1, rejections = rejections + 1, "
+                "last_status = ?, last_error = ?, claimed_until = 0, claimed_by = NULL "
+                "WHERE id = ? RETURNING rejections",
+                (status, error, report_id),
+            )
+            rejections = int(row[0]) if row else 0
+            if row is not None and rejections >= max_rejections:
+                db.execute(
+                    "INSERT INTO report_dead_letters (id, asset_key, body, created_at, attempts, "
+                    "rejections, last_status, last_error, dead_at) SELECT id, asset_key, body, "
+                    "created_at, attempts, rejections, last_status, last_error, ? "
+                    "FROM report_outbox WHERE id = ?",
+                    (utc_now(), report_id),
+                )
+                db.execute("DELETE FROM report_outbox WHERE id = ?", (report_id,))
+        return rejections
+
+    def release_reports(self, report_ids: list[int]) -> None:
+        """Give back claimed reports that were not attempted; no attempt is counted."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE report_outbox SET claimed_until = 0, claimed_by = NULL "
+                "WHERE id = ? AND claimed_by = ?",
+                [(report_id, self.owner) for report_id in report_ids],
             )
 
     def defer_report(self, report_id: int, until: float) -> None:
         """Not offered again before `until` (epoch seconds); not counted as a failed attempt."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE report_outbox SET claimed_until = ? WHERE id = ?", (until, report_id)
+                "UPDATE report_outbox SET claimed_until = ?, claimed_by = NULL WHERE id = ?",
+                (until, report_id),
             )
 
     def pending_reports(self) -> int:
         return int(self.db.scalar("SELECT count(*) FROM report_outbox"))
+
+    def dead_letter_count(self) -> int:
+        return int(self.db.scalar("SELECT count(*) FROM report_dead_letters"))
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = self.db.query(
+            "SELECT id, asset_key, json_extract(body, '$.partition'), attempts, rejections, "
+            "last_status, last_error, dead_at FROM report_dead_letters ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [DeadLetter(*row) for row in rows]
+
+    def requeue_dead_letters(self, report_ids: list[int] | None = None) -> int:
+        """Move dead letters (all, or those named) back into the queue with a fresh count of
+        refusals; returns how many moved."""
+        where, params = "", ()
+        if report_ids is not None:
+            where = f"WHERE id IN ({', '.join('?' * len(report_ids))})"
+            params = tuple(report_ids)
+        with self.transaction() as db:
+            moved = db.query(
+                "INSERT INTO report_outbox (id, asset_key, body, created_at, attempts, "
+                "last_error, last_status) SELECT id, asset_key, body, created_at, attempts, "
+                f"last_error, last_status FROM report_dead_letters {where} RETURNING id",
+                params,
+            )
+            db.executemany(
+                "DELETE FROM report_dead_letters WHERE id = ?", [(row[0],) for row in moved]
+            )
+        return len(moved)
 
 
 def _batch_id(namespace: str, start: int, end: int) -> str:

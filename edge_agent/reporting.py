@@ -2,31 +2,54 @@
 
 Reports are queued in the node database with the watermark (the outbox), then delivered over
 HTTP to the webserver's `/report_asset_materialization/` endpoint, or over Dagster Pipes when
-Dagster launched the agent. A delivery failure leaves the report queued for the next cycle.
+Dagster launched the agent. A transient failure (Dagster down, 5xx, 408, 429, a timeout) leaves
+the report queued for the next cycle; a report Dagster refuses for good (another 4xx) is tried
+a configured number of times, then moved to the dead letters so the reports after it flow.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from edge_agent.contract import PIPES_MESSAGE_KIND, partition_hour
-from edge_agent.control import ControlStore
+from edge_agent.control import ControlStore, OutboxReport
+from edge_agent.secrets import redact_url, split_userinfo
 from edge_agent.storage import StoredObject
 
 log = logging.getLogger("edge_agent")
 
+# Added to a claim's hold beyond the worst case, for the database and the clock.
+CLAIM_MARGIN_SECONDS = 30.0
+# Client errors that are about timing, not about the report: retried like a 5xx.
+_TRANSIENT_4XX = frozenset({408, 429})
+
 
 class ReportError(Exception):
-    pass
+    """A failed delivery; `status` is Dagster's HTTP status when it answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        """Dagster refused this report (sending it again as it is will not help)."""
+        status = self.status
+        return status is not None and 400 <= status < 500 and status not in _TRANSIENT_4XX
 
 
 class Reporter(Protocol):
+    # The longest one delivery can take: claims on queued reports are sized from it.
+    max_seconds_per_report: float
+
     def deliver(self, asset_key: str, body: dict[str, Any]) -> None: ...
 
 
@@ -80,26 +103,38 @@ def _is_loopback(url: str) -> bool:
 
 
 class HttpReporter:
-    """POSTs to the Dagster webserver. Dagster+ needs an API token; OSS has no auth at all.
+    """POSTs to the Dagster webserver. Dagster+ needs an API token; OSS has no auth at all, so
+    a proxy in front of it may ask for a user and password: given in the URL
+    (`https://user:password@host`), they are sent as HTTP Basic auth and never printed.
 
     A redirect is a failed delivery, never followed: the token stays with the configured host.
     """
 
     def __init__(self, base_url: str, token: str | None, timeout: float) -> None:
-        self.base_url = base_url.rstrip("/")
+        bare, userinfo = split_userinfo(base_url.rstrip("/"))
+        self.base_url = bare
+        self.display_url = redact_url(base_url.rstrip("/"))
         self.token = token
         self.timeout = timeout
+        # urllib waits up to `timeout` to connect, then up to `timeout` for the answer.
+        self.max_seconds_per_report = 2 * timeout
         self._opener = urllib.request.build_opener(_NoRedirects())
-        if token and urlsplit(self.base_url).scheme == "http" and not _is_loopback(base_url):
+        self._basic_auth = (
+            "Basic " + base64.b64encode(unquote(userinfo).encode()).decode() if userinfo else None
+        )
+        if (token or userinfo) and urlsplit(bare).scheme == "http" and not _is_loopback(bare):
             log.warning(
-                "the Dagster API token goes to %s over plain http; use https",
-                urlsplit(self.base_url).hostname,
+                "the Dagster %s goes to %s over plain http; use https",
+                "API token" if token else "password",
+                urlsplit(bare).hostname,
             )
 
     def deliver(self, asset_key: str, body: dict[str, Any]) -> None:
         headers = {"Content-Type": "application/json"}
         if self.token:
             headers["Dagster-Cloud-Api-Token"] = self.token
+        if self._basic_auth:
+            headers["Authorization"] = self._basic_auth
         request = urllib.request.Request(  # noqa: S310 - URL validated as http(s) in config
             f"{self.base_url}/report_asset_materialization/{asset_key}",
             data=json.dumps(body).encode(),
@@ -111,19 +146,33 @@ class HttpReporter:
                 response.read()
         except _RedirectedError as exc:
             raise ReportError(
-                f"Dagster at {self.base_url} redirected to "
-                f"{urlsplit(exc.location).netloc or exc.location}; not followed (set the final "
-                "URL as the Dagster URL)"
+                f"Dagster at {self.display_url} redirected to "
+                f"{urlsplit(redact_url(exc.location)).netloc or exc.location}; not followed (set "
+                "the final URL as the Dagster URL)"
             ) from None
         except urllib.error.HTTPError as exc:
-            raise ReportError(f"Dagster answered HTTP {exc.code}") from exc
+            raise ReportError(
+                f"Dagster answered HTTP {exc.code}{_answer(exc)}", status=exc.code
+            ) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ReportError(f"Dagster at {self.base_url} is unreachable ({reason})") from exc
+            raise ReportError(f"Dagster at {self.display_url} is unreachable ({reason})") from exc
+
+
+def _answer(exc: urllib.error.HTTPError) -> str:
+    """The start of Dagster's explanation, on one line, for the log and the dead letter."""
+    try:
+        text = exc.read(300).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    text = " ".join(text.split())
+    return f": {text[:200]}" if text else ""
 
 
 class PipesReporter:
     """When Dagster launched the agent: the report travels as a Pipes custom message."""
+
+    max_seconds_per_report = 10.0  # a line written to the launching process' message channel
 
     def __init__(self, context: Any) -> None:
         self.context = context
@@ -134,17 +183,31 @@ class PipesReporter:
         )
 
 
-def flush_outbox(store: ControlStore, reporter: Reporter, batch: int = 200) -> tuple[int, int]:
-    """Deliver queued reports until the queue is empty or Dagster fails; (delivered, left).
+@dataclass(frozen=True)
+class FlushResult:
+    delivered: int
+    pending: int  # still queued: Dagster unreachable, or an hour that has not begun
+    dead_letters: int  # all reports in the dead letters, not only this flush's
 
-    A report for an hour that has not begun (this node's clock runs ahead) is not a Dagster
-    partition yet: it stays queued until its hour begins, and the rest are delivered.
+
+def flush_outbox(
+    store: ControlStore, reporter: Reporter, max_attempts: int = 5, batch: int = 200
+) -> FlushResult:
+    """Offer every queued report once, until the queue is done or Dagster is unreachable.
+
+    Reports are claimed `batch` at a time for longer than sending the batch can take (the
+    reporter's worst case per report, times the batch, plus a margin), and each claim is
+    renewed right before its report goes out: another agent on the node never sends a report
+    this one is sending. A report for an hour that has not begun (this node's clock runs ahead)
+    is not a Dagster partition yet: it stays queued until its hour begins. A report Dagster
+    refuses is skipped, so the ones after it flow; after `max_attempts` refusals it moves to
+    the dead letters.
     """
-    delivered = 0
-    while True:
-        reports = store.take_reports(batch)
-        if not reports:
-            break
+    hold = batch * reporter.max_seconds_per_report + CLAIM_MARGIN_SECONDS
+    renewal = reporter.max_seconds_per_report + CLAIM_MARGIN_SECONDS
+    delivered, after = 0, 0
+    while reports := store.take_reports(batch, hold, after_id=after):
+        after = reports[-1].id
         for index, report in enumerate(reports):
             partition = report.body.get("partition")
             begins = partition_hour(partition) if partition else None
@@ -156,15 +219,49 @@ def flush_outbox(store: ControlStore, reporter: Reporter, batch: int = 200) -> t
                     report.body["partition"],
                 )
                 continue
+            if not store.renew_report(report.id, renewal):
+                log.warning(
+                    "%s: claim lapsed before sending; left to its new holder", _name(report)
+                )
+                continue
             try:
                 reporter.deliver(report.asset_key, report.body)
             except ReportError as exc:
-                store.report_failed(report.id, str(exc))
-                for unsent in reports[index + 1 :]:
-                    store.report_failed(unsent.id, "not attempted")
+                if exc.permanent:
+                    _refused(store, report, exc, max_attempts)
+                    continue
+                store.report_failed(report.id, str(exc), exc.status)
+                store.release_reports([unsent.id for unsent in reports[index + 1 :]])
                 left = store.pending_reports()
                 log.warning("%s; %d report(s) stay queued for the next cycle", exc, left)
-                return delivered, left
+                return FlushResult(delivered, left, store.dead_letter_count())
             store.report_delivered(report.id)
             delivered += 1
-    return delivered, store.pending_reports()
+    return FlushResult(delivered, store.pending_reports(), store.dead_letter_count())
+
+
+def _name(report: OutboxReport) -> str:
+    return f"report #{report.id} for {report.asset_key} {report.body.get('partition', '')}".rstrip()
+
+
+def _refused(
+    store: ControlStore, report: OutboxReport, exc: ReportError, max_attempts: int
+) -> None:
+    assert exc.status is not None
+    refusals = store.report_rejected(report.id, exc.status, str(exc), max_attempts)
+    if refusals >= max_attempts:
+        log.warning(
+            "%s dead-lettered after %d refusal(s), the last: %s; kept in the node database "
+            "('edge-agent reports requeue' queues it again)",
+            _name(report),
+            refusals,
+            exc,
+        )
+    else:
+        log.warning(
+            "%s refused (try %d of %d): %s; the reports after it go on",
+            _name(report),
+            refusals,
+            max_attempts,
+            exc,
+        )

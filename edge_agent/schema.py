@@ -71,6 +71,7 @@ PIPELINE_EXECUTIONS_TABLE = "pipeline_executions"
 UPLOAD_STATE_TABLE = "upload_state"
 UPLOAD_CLAIMS_TABLE = "upload_claims"
 REPORT_OUTBOX_TABLE = "report_outbox"
+REPORT_DEAD_LETTERS_TABLE = "report_dead_letters"
 AGENT_TABLES = frozenset(
     {
         PIPELINE_CONFIG_TABLE,
@@ -78,5 +79,6 @@ AGENT_TABLES = frozenset(
         UPLOAD_STATE_TABLE,
         UPLOAD_CLAIMS_TABLE,
         REPORT_OUTBOX_TABLE,
+        REPORT_DEAD_LETTERS_TABLE,
     }
 )

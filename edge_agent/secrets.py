@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 _KNOWN: set[str] = set()
 
@@ -24,6 +25,28 @@ def redact(text: str) -> str:
         if len(value) >= 4:
             text = text.replace(value, "***")
     return text
+
+
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """`http://user:pw@host/p` -> (`http://host/p`, `user:pw`); the password becomes a Secret,
+    so the log filter scrubs it wherever else it turns up (an error text, a traceback line)."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    password = userinfo.partition(":")[2]
+    for form in {password, unquote(password)} - {""}:
+        Secret(form)
+    return urlunsplit(parts._replace(netloc=host)), userinfo
+
+
+def redact_url(url: str) -> str:
+    """A URL as the agent prints or logs it: any user-info becomes `***`."""
+    bare, userinfo = split_userinfo(url)
+    if userinfo is None:
+        return url
+    parts = urlsplit(bare)
+    return urlunsplit(parts._replace(netloc=f"***@{parts.netloc}"))
 
 
 class RedactingFilter(logging.Filter):

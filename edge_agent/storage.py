@@ -14,6 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from edge_agent.errors import StorageError
+from edge_agent.secrets import redact_url
 
 _REFUSED = {
     "AccessDenied",
@@ -70,7 +71,7 @@ def s3_client(session: boto3.Session, endpoint_url: str | None, pool: int = 10) 
 
 def describe_failure(exc: Exception, bucket: str, endpoint: str | None) -> StorageError:
     """Turn a botocore failure into a one-line error naming what the user must fix."""
-    where = endpoint or "AWS S3"
+    where = redact_url(endpoint) if endpoint else "AWS S3"
     if isinstance(exc, EndpointConnectionError) or (
         isinstance(exc, BotoCoreError) and "connect" in type(exc).__name__.lower()
     ):

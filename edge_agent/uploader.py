@@ -33,6 +33,7 @@ class CycleSummary:
     watermark: int = 0
     reports_delivered: int = 0
     reports_pending: int = 0
+    reports_dead_letters: int = 0
 
     def add(self, batch: BatchResult) -> None:
         self.rows_read += batch.rows_read
@@ -134,9 +135,10 @@ class Uploader:
         if error is not None:
             raise error
         if self.reporter is not None:
-            summary.reports_delivered, summary.reports_pending = flush_outbox(
-                self.store, self.reporter
-            )
+            flushed = flush_outbox(self.store, self.reporter, self.config.report_max_attempts)
+            summary.reports_delivered = flushed.delivered
+            summary.reports_pending = flushed.pending
+            summary.reports_dead_letters = flushed.dead_letters
         return summary
 
     def _drain(self, summary: CycleSummary, backlog: int) -> None:
