@@ -6,19 +6,31 @@ from typing import Any
 
 import dagster as dg
 
-from edge_agent.contract import PIPES_MESSAGE_KIND
+from edge_agent.contract import PIPES_MESSAGE_KIND, validate_node_id
 from edge_agent.control import ControlStore
 from edge_agent.database import NodeDatabase
+from edge_agent.errors import ConfigError
 from edge_agent.simulate import SimulationSpec, simulate
 from orchestration.fleet.config import EdgeNodeSpec, FleetConfig
 from orchestration.home import private_directory
 from orchestration.resources import LandingZone
-from orchestration.settings import environment_settings
+from orchestration.settings import ConfigurationError, environment_settings
 
 
 def node_database(instance: dg.DagsterInstance, node_id: str) -> Path:
+    """The node's SQLite file under the instance; `node_id` must already be validated."""
     directory = private_directory(Path(instance.root_directory) / "edge_nodes")
     return directory / f"{node_id}.db"
+
+
+def validate_fleet(config: FleetConfig) -> None:
+    """Every node id is safe as a file name and an object key, checked before any file is made
+    (a run config's `../x` would otherwise create a database outside `edge_nodes`)."""
+    for node in config.nodes:
+        try:
+            validate_node_id(node.node_id)
+        except ConfigError as exc:
+            raise ConfigurationError(f"demo/edge_fleet run config: {exc}") from exc
 
 
 def landing_materialization(message: dict[str, Any]) -> dg.AssetMaterialization:
@@ -57,6 +69,7 @@ def edge_fleet(
     """Simulated edge nodes: new readings per node, then each node's agent uploads them."""
     rows: list[str] = []
     totals = {"uploaded": 0, "rejected": 0, "objects": 0, "reports": 0}
+    validate_fleet(config)
     for node in config.nodes:
         db = node_database(context.instance, node.node_id)
         simulate(
