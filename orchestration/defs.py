@@ -17,6 +17,7 @@ from orchestration.lakebase.sensors import continuous_sensors
 from orchestration.landing.assets import landing_assets
 from orchestration.maintenance.compaction import daily_compaction_job, daily_compaction_schedule
 from orchestration.maintenance.dead_runs import dead_run_sensor
+from orchestration.maintenance.executor import host_tagging_executor
 from orchestration.reports.assets import report_assets, reports_daily_job, reports_daily_schedule
 from orchestration.resources import LandingZone
 from orchestration.schedules import (
@@ -76,6 +77,7 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
             lakehouse_automation_sensor,
             edge_fleet_sensor,
         ],
+        executor=host_tagging_executor,
         resources={
             "landing": LandingZone(),
             "warehouse": Warehouse(),
