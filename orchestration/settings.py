@@ -69,9 +69,10 @@ class DatabricksCompute(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["serverless", "cluster"] = "serverless"
-    # Serverless: the job's Python environment (client version and pip requirements).
+    # Serverless: the job's Python environment (client version and pip requirements), pinned to
+    # uv.lock's versions so every run installs what the tests ran.
     environment_version: str = "2"
-    dependencies: tuple[str, ...] = ("dagster-pipes==1.13.27", "boto3>=1.34")
+    dependencies: tuple[str, ...] = ("dagster-pipes==1.13.27", "boto3==1.43.117")
     # Classic clusters: a `new_cluster` spec as in the Jobs API (spark_version, node_type_id...).
     new_cluster: dict[str, Any] | None = None
     dbu_per_hour: float = Field(default=4.0, gt=0)  # what one job run burns per hour

@@ -145,7 +145,7 @@ def test_plan_command_prints_one_job_per_asset_for_a_range(capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "72 hour(s), one Databricks job run per asset" in out
     assert out.count("job specification:") == 5  # silver, 3 hourly gold, fleet health
-    assert "replaceWhere" in out and "files.get_metadata" in out
+    assert "replaceWhere" in out and "files.download('/Volumes/" in out
     with pytest.raises(SystemExit) as exit_info:
         plan_main(["--start", "yesterday"])
     assert exit_info.value.code == 2

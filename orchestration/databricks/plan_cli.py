@@ -34,7 +34,7 @@ def _hour(text: str) -> datetime:
 def sdk_calls(volume: str) -> list[str]:
     """The databricks-sdk calls one asset's run makes, in order (Pipes client included)."""
     return [
-        f"files.get_metadata({job_script_path(volume)!r})  # upload only if absent",
+        f"files.download({job_script_path(volume)!r})  # its sha256; upload if absent or different",
         f"files.create_directory('{volume}/tmp/<random>')  # Pipes context",  # noqa: S108
         "files.upload(<context dir>/context.json)",
         f"files.create_directory('{volume}/tmp/<random>')  # Pipes messages",  # noqa: S108

@@ -19,9 +19,12 @@ ENVIRONMENT_KEY = "lakehouse"
 
 
 def job_script_path(volume: str) -> str:
-    """Where the job's code lives in the Volume: named by its content, uploaded once."""
-    digest = hashlib.sha256(JOB_SCRIPT.read_bytes()).hexdigest()[:12]
-    return f"{volume}/code/lakehouse_job-{digest}.py"
+    """Where the job's code lives in the Volume: named by its content, verified before each run."""
+    return f"{volume}/code/lakehouse_job-{_sha256(JOB_SCRIPT.read_bytes())[:12]}.py"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def submit_task(step: str, asset: str, workspace: DatabricksWorkspace) -> dict[str, Any]:
@@ -84,14 +87,34 @@ class Databricks(dg.ConfigurableResource):
         return WorkspaceClient(host=self.host, token=self.token, auth_type="pat")
 
     def ensure_job_script(self, client: Any) -> str:
-        """Upload the job's code to the Volume unless that exact version is there already."""
+        """The Volume holds exactly this version of the job's code: its hash is checked before
+        every run, and a file that differs (edited or truncated in the Volume, a half-finished
+        upload) is replaced and checked again; if it still differs, the run is refused."""
         from databricks.sdk.errors import NotFound
 
+        script = JOB_SCRIPT.read_bytes()
         path = job_script_path(self.settings().volume)
-        try:
-            client.files.get_metadata(path)
-        except NotFound:
-            client.files.upload(path, io.BytesIO(JOB_SCRIPT.read_bytes()), overwrite=True)
+
+        def remote_digest() -> str | None:
+            try:
+                return _sha256(client.files.download(path).contents.read())
+            except NotFound:
+                return None
+
+        found = remote_digest()
+        if found == _sha256(script):
+            return path
+        if found is not None:
+            dg.get_dagster_logger().warning(
+                f"{path} is not this job's code (sha256 {found[:12]}): replacing it"
+            )
+        client.files.upload(path, io.BytesIO(script), overwrite=True)
+        if remote_digest() != _sha256(script):
+            raise dg.Failure(
+                description=f"the job script at {path} does not match this version after "
+                "upload (another writer?): refusing to run it",
+                allow_retries=True,
+            )
         return path
 
     def _pipes_client(self, client: Any, workspace: DatabricksWorkspace) -> Any:

@@ -61,6 +61,8 @@ class Run:
     process: subprocess.Popen | None = None
     cancelled: bool = False
     log: list[str] = field(default_factory=list)
+    # The submit's serverless environments (client and pip dependencies), as sent.
+    environments: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self, host: str) -> dict[str, Any]:
         state: dict[str, Any] = {"life_cycle_state": self.state, "state_message": self.message}
@@ -131,6 +133,7 @@ class Workspace:
             if "spark_python_task" not in task:
                 raise ApiError(400, "INVALID_PARAMETER_VALUE", "only spark_python_task runs here")
             run = Run(len(self.runs) + 1, body.get("run_name", ""), task, time.time())
+            run.environments = list(body.get("environments", []))
             self.runs[run.run_id] = run
             if token:
                 self.tokens[token] = run.run_id
