@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PRIVATE_FILE = 0o600
@@ -34,6 +37,30 @@ def make_private(*paths: Path) -> None:
                 path.chmod(PRIVATE_FILE)
         except FileNotFoundError:
             continue
+
+
+_umask_lock = threading.Lock()
+_umask_holders = 0
+_umask_before = 0
+
+
+@contextmanager
+def owner_only_files() -> Iterator[None]:
+    """Every file created inside, by this code or a library (DuckDB's file and its WAL, staged
+    objects), is owner-only: the process umask is 077 meanwhile. The umask is per process, so
+    threads share it: the first to enter tightens it and the last to leave restores it."""
+    global _umask_holders, _umask_before
+    with _umask_lock:
+        if _umask_holders == 0:
+            _umask_before = os.umask(0o077)
+        _umask_holders += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_holders -= 1
+            if _umask_holders == 0:
+                os.umask(_umask_before)
 
 
 def write_private(path: Path, text: str) -> Path:

@@ -11,7 +11,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from orchestration.home import dagster_home, make_private, private_directory
+from orchestration.home import dagster_home, make_private, owner_only_files, private_directory
 from orchestration.settings import EnvironmentSettings, environment_settings
 
 
@@ -66,13 +66,16 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection with the catalog attached and the schema current, in UTC."""
+        """A connection with the catalog attached and the schema current, in UTC. Files made
+        while it is open (the warehouse file, its WAL, bronze's staged objects) are owner-only."""
         s = self.settings()
         path = self.path()
         private_directory(path.parent)
         # dagster-duckdb closes its connection only when the block ends without an exception;
         # a failing asset must not leave the file attached (a later ATTACH would conflict).
-        with self.get_connection() as conn, closing(conn):
+        # DuckDB makes the WAL on the first write, long after ATTACH: only a umask held for the
+        # whole connection keeps it private (as root the home is 0711, so names can be reached).
+        with owner_only_files(), self.get_connection() as conn, closing(conn):
             deadline = time.monotonic() + self.lock_timeout_seconds
             mode = " (READ_ONLY)" if read_only else ""
             while True:
