@@ -165,3 +165,65 @@ def test_a_connection_dropped_mid_body_is_retried_and_every_row_lands_once(
                                 "GROUP BY ALL ORDER BY 1")  # fmt: skip
     assert rows == [("flaky", 4, 4), ("late", 4, 4), ("steady", 4, 4)]
     assert warehouse_rows(path, "SELECT count(*) FROM _bronze_quarantine") == [(0,)]
+
+
+def test_on_databricks_bad_objects_quarantine_and_a_dropped_read_is_retried_without_loss(
+    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance,
+    monkeypatch: Any,
+) -> None:  # fmt: skip
+    """The Databricks engine through the loopback stand-in of its REST API (no workspace here):
+    the same objects quarantined for the same reasons as on DuckDB; then S3 drops the job's
+    read of one object mid-body: the job fails, the step is retried, and every row lands once."""
+    from orchestration.databricks import assets as databricks_assets
+    from orchestration.databricks.standin.server import serve
+    from tests.test_databricks_engine import TOKEN, fast_polling
+
+    raw = bucket(bucket_prefix, "raw")
+    put_object(s3, raw, NOW, _rows(1), node="good")
+    proxy = S3FaultProxy(s3_env)
+    with proxy.serving() as endpoint:
+        task_env = {  # the job reads S3 through the faulty proxy; Dagster reads moto directly
+            "AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret",
+            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }  # fmt: skip
+        with serve(tmp_path / "workspace", TOKEN, task_env) as workspace:
+            monkeypatch.setenv("LAKEHOUSE_ENV", "databricks")
+            bronze = next(a for a in databricks_assets.bronze_assets if a.key.path[-1] == "raw")
+            res = {
+                "landing": resources(bucket_prefix, s3_env, tmp_path / "w.duckdb")["landing"],
+                "databricks": fast_polling(workspace),
+            }
+            # A first load: bronze knows `temperature` (the case clash is against the table).
+            dg.materialize([bronze], partition_key=hour_key(NOW), resources=res,
+                           instance=instance)  # fmt: skip
+            expected = hostile_objects(s3, raw)
+            flaky = put_object(s3, raw, NOW, _rows(10), node="flaky")
+            result = dg.materialize([bronze], partition_key=hour_key(NOW), resources=res,
+                                    instance=instance)  # fmt: skip
+            check = result.get_asset_check_evaluations()[0]
+            table = str(check.metadata["objects"].value)
+            assert check.metadata["quarantined"].value == len(expected) == 12
+            for uri, why in expected.items():
+                line = next(row for row in table.splitlines() if uri in row)
+                assert why in line, line
+
+            put_object(s3, raw, NOW, _rows(20), node="late")
+            proxy.fail(flaky.split("/", 3)[3], "drop", 1)
+            again = dg.materialize([bronze], partition_key=hour_key(NOW), resources=res,
+                                   instance=instance)  # fmt: skip
+            assert [k for k, _ in proxy.failed] == ["drop"]
+            retried = [e for e in again.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+            assert len(retried) == 1
+            assert sorted(r.result for r in workspace.runs.values()) == sorted(
+                ["SUCCESS"] * 3 + ["FAILED"]
+            )
+            import polars as pl
+
+            rows = pl.read_parquet(
+                workspace.tables / "lakehouse" / "prod" / "bronze_raw" / "*.parquet"
+            )
+            counts = (
+                rows.group_by("_node_id").agg(pl.len(), pl.col("id").n_unique()).sort("_node_id")
+            )
+            assert counts.rows() == [("flaky", 4, 4), ("good", 4, 4), ("late", 4, 4)]
