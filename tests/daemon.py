@@ -62,6 +62,8 @@ class DaemonLoop:
             )  # fmt: skip
             result = sensor(context)
             self.sensor_cursors[sensor.name] = result.cursor
+            for event in result.asset_events or []:  # the daemon records a tick's events
+                self.instance.report_runless_asset_event(event)
             for request in result.run_requests or []:
                 if self._already_launched(sensor.name, request.run_key):
                     continue

@@ -1,6 +1,11 @@
 """The whole path under an edge fleet's everyday faults (issue 9): every valid reading exactly
 once from the nodes' SQLite to silver, gold and Postgres, every other row accounted for.
 
+With hostile and broken input beside it (issue 17): a malformed upload report posted to the
+webserver, a key with an impossible date, and a bad object of every kind a node can write
+(column names, sidecars mistyped, too deep, too big or of a newer format, a node writing as
+another): each skipped or quarantined by name, and the rest of the data flows.
+
 Two nodes (raw and schematized) with late, future-dated and invalid rows; their agents are
 SIGKILLed at random while uploading; a bronze run and a Lakebase sync are SIGKILLed while they
 hold the `warehouse` pool slot (real `dagster asset materialize` processes); then a daemon-like
@@ -20,6 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +43,7 @@ from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
 from tests.conftest import list_keys, read_parquet, run_agent
 from tests.daemon import DaemonLoop, dagster_webserver
+from tests.test_hostile_objects import hostile_objects
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES = {"plant-a": "raw", "plant-b": "schematized"}
@@ -148,6 +155,10 @@ def _run_with_faults(
     cli_env = {**os.environ, **agent_env, "DAGSTER_HOME": str(home), "LAKEBASE_DSN": lakebase_db}
     config = f'{{"resources": {{"landing": {{"config": {{"bucket_prefix": "{bucket_prefix}"}}}}}}}}'
 
+    # Before anything: a key no hour can hold, found by the first reconciliation.
+    impossible = "year=2026/month=13/day=01/hour=00/plant-a/x.parquet"
+    s3.put_object(Bucket=landing.bucket("raw"), Key=impossible, Body=b"PAR1")
+
     # Wave 1: two nodes with invalid rows and rows three days late; agents killed mid-upload.
     dbs = {node: tmp_path / f"{node}.db" for node in NODES}
     for seed, (node, pipeline) in enumerate(NODES.items()):
@@ -187,7 +198,13 @@ def _run_with_faults(
         out_of_range = ((now_hour - timedelta(minutes=1)).isoformat(), sensor, 900.0)
         _add_rows(dbs[node], [*recent, *jumped, (late.isoformat(), sensor, 62.0), out_of_range])
         _upload_with_kills(dbs[node], node, bucket_prefix, agent_env, s3, rng)
+    hostile = hostile_objects(s3, landing.bucket("raw"))
+    uri = f"s3://{landing.bucket('raw')}/k"
+    _post_report(
+        agent_env["EDGE_AGENT_DAGSTER_URL"], {"partition": "x", "metadata": {"object_uri": uri}}
+    )
     loop.run_until_quiet()
+    _assert_hostile_input_named(home / "warehouse_dev.duckdb", instance, hostile, impossible)
 
     _assert_every_reading_accounted_for(home / "warehouse_dev.duckdb", dbs, s3, landing)
     _assert_gold_and_postgres_agree(home / "warehouse_dev.duckdb", lakebase_db)
@@ -206,6 +223,36 @@ def _run_with_faults(
     assert all(ok for _, _, ok in loop.runs), [r for r in loop.runs if not r[2]]
     assert FAULTS["agent SIGKILLed mid-upload"] >= 3
     print("faults injected:", dict(FAULTS))
+
+
+def _post_report(url: str, body: dict[str, Any]) -> None:
+    """What any host that reaches the webserver can send: Dagster validates nothing."""
+    request = urllib.request.Request(  # noqa: S310 (the test webserver's http URL)
+        f"{url}/report_asset_materialization/landing/raw", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        assert response.status == 200
+
+
+def _assert_hostile_input_named(
+    warehouse: Path, instance: dg.DagsterInstance, hostile: dict[str, str], impossible: str
+) -> None:
+    """Every bad object quarantined with its reason; the report and the key skipped, counted."""
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{warehouse}' AS lakehouse (READ_ONLY)")
+        reasons = dict(
+            conn.execute(
+                "SELECT object_uri, reason FROM lakehouse.dev._bronze_quarantine"
+            ).fetchall()
+        )
+    for uri, why in hostile.items():
+        assert why in reasons.get(uri, ""), (uri, reasons.get(uri))
+    observed = instance.fetch_observations(dg.AssetKey(["landing", "raw"]), limit=100).records
+    tables = " ".join(str(r.asset_observation.metadata["skipped"].value) for r in observed)
+    assert "'x' is no hour" in tables and impossible in tables
+    FAULTS["hostile objects quarantined by name"] += len(hostile)
+    FAULTS["malformed reports and impossible keys skipped by name"] += 2
 
 
 def _assert_every_reading_accounted_for(

@@ -8,16 +8,18 @@ time and S3 request cost for a full load. Writes nothing to the warehouse, moves
 
 from __future__ import annotations
 
-import io
-import json
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orchestration.bronze.admission import LandingLimits, column_problem
+from orchestration.bronze.objects import QuarantinedObject, stage
 from orchestration.bronze.schema import RESCUED_COLUMN
 from orchestration.landing.objects import (
     LandingObject,
@@ -69,6 +71,7 @@ class Preview:
     first_rows: pl.DataFrame
     estimated_rows: int
     list_requests: int
+    quarantined: dict[str, str] = field(default_factory=dict)  # sampled uri -> why not loadable
 
     @property
     def estimated_load_seconds(self) -> float:
@@ -89,6 +92,7 @@ class Preview:
             "bytes": self.bytes,
             "incomplete_uploads": self.incomplete,
             "objects_sampled": len(self.sampled),
+            "sampled_objects_quarantined": self.quarantined,
             "estimated_rows": self.estimated_rows,
             "estimated_load_seconds": round(self.estimated_load_seconds, 1),
             "estimated_s3_request_cost_usd": round(self.estimated_request_cost_usd, 6),
@@ -167,8 +171,11 @@ def preview(
     hours: list[datetime],
     current: pa.Schema | None,
     sample_size: int = 3,
+    limits: LandingLimits | None = None,
 ) -> Preview:
-    """Read-only: listings of the hours, and GETs of at most `sample_size` objects."""
+    """Read-only: listings of the hours, and GETs of at most `sample_size` objects, staged and
+    checked as bronze would (a sampled object bronze would quarantine is named, not read)."""
+    limits = limits or LandingLimits()
     listed: list[tuple[str, LandingObject]] = []
     incomplete = 0
     for bucket in buckets:
@@ -177,14 +184,24 @@ def preview(
             listed += [(hour_key(hour), obj) for obj in listing.objects]
             incomplete += len(listing.incomplete)
     sample = [obj for _, obj in listed[:: max(1, len(listed) // max(1, sample_size))]][:sample_size]
-    tables, sampled_rows = [], 0
-    for obj in sample:
-        data = client.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
-        sidecar = json.loads(
-            client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key)["Body"].read()
-        )
-        tables.append(pq.read_table(io.BytesIO(data)))
-        sampled_rows += int(sidecar.get("row_count", tables[-1].num_rows))
+    tables, sampled_rows, quarantined = [], 0, {}
+    with tempfile.TemporaryDirectory(prefix="lakehouse-preview-") as folder:
+        for index, obj in enumerate(sample):
+            staged = stage(client, obj, Path(folder) / f"{index}.parquet", limits)
+            if isinstance(staged, QuarantinedObject):
+                quarantined[obj.uri] = staged.reason
+                continue
+            try:
+                names = pq.read_schema(staged.path).names
+                problem = column_problem(names, current.names if current else [], limits)
+                if problem is not None:
+                    quarantined[obj.uri] = problem
+                    continue
+                tables.append(pq.read_table(staged.path))
+            except (pa.ArrowInvalid, OSError) as exc:
+                quarantined[obj.uri] = f"unreadable Parquet: {str(exc).splitlines()[0][:200]}"
+                continue
+            sampled_rows += staged.sidecar.row_count
     columns: dict[str, list[str]] = {}  # objects may disagree: every type seen, in order
     for table in tables:
         for f in table.schema:
@@ -195,7 +212,7 @@ def preview(
     for table in tables:
         comparison = merge(comparison, compare(current, table.schema))
     first = pl.from_arrow(tables[0].slice(0, 5)) if tables else pl.DataFrame()
-    per_object = sampled_rows / len(sample) if sample else 0
+    per_object = sampled_rows / len(tables) if tables else 0
     return Preview(
         buckets=buckets,
         hours=sorted({key for key, _ in listed}),
@@ -208,4 +225,5 @@ def preview(
         first_rows=first,  # type: ignore[arg-type]
         estimated_rows=round(per_object * len(listed)),
         list_requests=len(buckets) * len(hours),  # one page per hour prefix, at least
+        quarantined=quarantined,
     )

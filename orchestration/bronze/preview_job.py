@@ -61,7 +61,8 @@ def run_preview(config: PreviewConfig, landing: LandingZone, warehouse: Warehous
                 current = data_schema(conn, f"bronze_{config.scenario}")
             except duckdb.Error:
                 current = None
-    return preview(client, buckets, hours, current, config.sample_size)
+    limits = warehouse.settings().landing_limits
+    return preview(client, buckets, hours, current, config.sample_size, limits)
 
 
 @dg.op(

@@ -59,6 +59,8 @@ def tick_sensors_and_load_bronze(
         with recorded_tick(instance, sensor.name) as tick:
             context = dg.build_sensor_context(instance=instance, resources={"landing": landing})
             result = sensor(context)
+            for event in result.asset_events or []:  # as the daemon records a tick's events
+                instance.report_runless_asset_event(event)
             requests = list(result.run_requests or [])
             tick.cursor, tick.skip_reason = result.cursor, _skip_message(result)
             outcome.requests[scenario] = requests
