@@ -9,15 +9,12 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from orchestration.bronze.discovery import LandingCursor, LandingDiscovery
-from orchestration.bronze.sensors import (
-    REPORTED_HOURS_PER_TICK,
-    build_landing_sensor,
-    partition_key_for,
-)
+from orchestration.bronze.discovery import LandingCursor
+from orchestration.bronze.sensors import REPORTED_HOURS_PER_TICK, build_landing_sensor
 from orchestration.resources import LandingZone
 from tests.conftest import bucket
 from tests.lakehouse import NOW, hour_key, put_object, reading
+from tests.test_discovery import _discovery
 
 
 def _report(instance: dg.DagsterInstance, partition: str | None, uri: str | None) -> None:
@@ -112,14 +109,6 @@ def test_a_key_with_an_impossible_date_is_skipped_and_discovery_goes_on(
     assert bad in str(observed.metadata["skipped"].value)
     stored = LandingCursor.from_json(result.cursor)
     assert stored.scan_bucket == -1 and stored.last_full_scan > 0  # the pass finished
-
-
-def _discovery(s3: Any, prefix: str, **kw: Any) -> LandingDiscovery:
-    landing = LandingZone(bucket_prefix=prefix)
-    return LandingDiscovery(
-        client=s3, buckets=[bucket(prefix, "raw")],
-        partition_key_for=partition_key_for("raw", landing), **kw,
-    )  # fmt: skip
 
 
 def test_rejected_rows_and_stray_keys_do_not_eat_the_reconciliation_budget(

@@ -20,6 +20,17 @@ from orchestration.warehouse import Warehouse
 from tests.lakehouse import NOW, hour_key, materialize, put_object, reading
 
 
+def _preview_metadata(
+    defs: dg.Definitions, instance: dg.DagsterInstance, config: dict[str, Any]
+) -> dict[str, Any]:
+    """`landing_preview_job` run as a user runs it; the metadata of what it found."""
+    result = defs.resolve_job_def("landing_preview_job").execute_in_process(
+        instance=instance, run_config={"ops": {"preview_landing": {"config": config}}}
+    )
+    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    return dict(event.event_specific_data.metadata)  # type: ignore[union-attr]
+
+
 def test_preview_reports_what_would_load_and_changes_nothing(
     s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -43,11 +54,7 @@ def test_preview_reports_what_would_load_and_changes_nothing(
     defs = build_definitions({"landing": landing, "warehouse": warehouse})
     config = {"scenario": "raw", "start_hour": hour_key(first), "end_hour": hour_key(third),
               "sample_size": 10}  # fmt: skip
-    result = defs.resolve_job_def("landing_preview_job").execute_in_process(
-        instance=instance, run_config={"ops": {"preview_landing": {"config": config}}}
-    )
-    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
-    metadata = event.event_specific_data.metadata  # type: ignore[union-attr]
+    metadata = _preview_metadata(defs, instance, config)
     summary = metadata["summary"].value
     assert summary["hours_to_request"] == 3 and summary["objects"] == 4
     assert summary["estimated_rows"] == 14 and summary["bytes"] > 0
@@ -107,11 +114,7 @@ def test_preview_names_the_sampled_objects_bronze_would_quarantine(
     defs = build_definitions({"landing": landing, "warehouse": warehouse})
     config = {"scenario": "raw", "start_hour": hour_key(NOW), "end_hour": hour_key(NOW),
               "sample_size": 20}  # fmt: skip
-    result = defs.resolve_job_def("landing_preview_job").execute_in_process(
-        instance=instance, run_config={"ops": {"preview_landing": {"config": config}}}
-    )
-    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
-    summary = event.event_specific_data.metadata["summary"].value  # type: ignore[union-attr]
+    summary = _preview_metadata(defs, instance, config)["summary"].value
     named = summary["sampled_objects_quarantined"]
     # Without a bronze table there is no case clash yet; every other kind is named.
     for uri, why in expected.items():
