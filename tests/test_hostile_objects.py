@@ -94,7 +94,8 @@ def test_each_kind_of_bad_object_is_quarantined_with_its_reason_and_the_hour_loa
     put_object(s3, raw, NOW, _rows(1), node="good")
     materialize(bronze_raw, hour_key(NOW), res, instance)  # bronze knows `temperature`
     expected = hostile_objects(s3, raw)
-    put_object(s3, raw, NOW, _rows(10), node="good2")
+    dotted = [reading(i, NOW, **{"site.code": f"S{i}"}) for i in range(10, 14)]
+    put_object(s3, raw, NOW, dotted, node="good2")  # a dot is a name, not a field: it loads
 
     result = materialize(bronze_raw, hour_key(NOW), res, instance)
 
@@ -111,6 +112,8 @@ def test_each_kind_of_bad_object_is_quarantined_with_its_reason_and_the_hour_loa
     assert check.check_name == QUARANTINE_CHECK and check.metadata["quarantined"].value == 12
     columns = [r[0] for r in warehouse_rows(tmp_path / "w.duckdb", "DESCRIBE bronze_raw")]
     assert "Temperature" not in columns and not any(len(c) > 128 for c in columns)
+    sites = warehouse_rows(tmp_path / "w.duckdb", 'SELECT "site.code" FROM bronze_raw ORDER BY 1')
+    assert sites == [("S10",), ("S11",), ("S12",), ("S13",)] + [(None,)] * 4  # NULLS LAST
 
 
 def _load_with_faults(
@@ -198,7 +201,13 @@ def test_on_databricks_bad_objects_quarantine_and_a_dropped_read_is_retried_with
             dg.materialize([bronze], partition_key=hour_key(NOW), resources=res,
                            instance=instance)  # fmt: skip
             expected = hostile_objects(s3, raw)
-            flaky = put_object(s3, raw, NOW, _rows(10), node="flaky")
+            flaky = put_object(
+                s3,
+                raw,
+                NOW,
+                [reading(i, NOW, **{"site.code": f"S{i}"}) for i in range(10, 14)],
+                node="flaky",
+            )  # a column named with a dot: read by its exact name, not as a struct field
             result = dg.materialize([bronze], partition_key=hour_key(NOW), resources=res,
                                     instance=instance)  # fmt: skip
             check = result.get_asset_check_evaluations()[0]
@@ -227,3 +236,5 @@ def test_on_databricks_bad_objects_quarantine_and_a_dropped_read_is_retried_with
                 rows.group_by("_node_id").agg(pl.len(), pl.col("id").n_unique()).sort("_node_id")
             )
             assert counts.rows() == [("flaky", 4, 4), ("good", 4, 4), ("late", 4, 4)]
+            sites = rows.filter(pl.col("_node_id") == "flaky")["site.code"].sort().to_list()
+            assert sites == ["S10", "S11", "S12", "S13"]
