@@ -20,6 +20,7 @@ from orchestration.bronze.admission import LandingLimits, listing_problem, owner
 from orchestration.landing.objects import IncompleteUpload, LandingObject
 
 CHUNK_BYTES = 1 << 20  # an object streams to disk; memory does not grow with its size
+FOOTER_GUESS_BYTES = 64 * 1024  # a sensor table's Parquet footer is a few KiB: one GET
 
 
 @dataclass(frozen=True)
@@ -130,16 +131,21 @@ def stage(
 def read_columns(
     client: Any, obj: LandingObject, limits: LandingLimits
 ) -> list[str] | QuarantinedObject:
-    """The column names in the object's Parquet footer, read with two ranged GETs (the engine
-    that loads it never reads it here), or the object quarantined with why."""
+    """The column names in the object's Parquet footer, read with one ranged GET of the
+    object's tail (a second one only for a footer larger than that), or the object quarantined
+    with why. The engine that loads the object never reads it here."""
+    if obj.size < 12:  # "PAR1", a footer length and "PAR1" at the least
+        return unreadable_parquet(obj, ValueError(f"{obj.size} bytes is too short for Parquet"))
     try:
-        tail = _get_range(client, obj, "bytes=-8")
-        if len(tail) != 8 or tail[4:] != b"PAR1":
+        tail = _get_range(client, obj, f"bytes=-{min(obj.size, FOOTER_GUESS_BYTES)}")
+        if len(tail) < 8 or tail[-4:] != b"PAR1":
             return unreadable_parquet(obj, ValueError("no Parquet footer"))
-        length = struct.unpack("<I", tail[:4])[0]
+        length = struct.unpack("<I", tail[-8:-4])[0]
         if length + 8 > min(obj.size, limits.max_footer_bytes):
             return QuarantinedObject(obj, f"Parquet footer of {length} bytes is over the cap")
-        footer = _get_range(client, obj, f"bytes=-{length + 8}")
+        if length + 8 > len(tail):
+            tail = _get_range(client, obj, f"bytes=-{length + 8}")
+        footer = tail[-(length + 8) :]
     except _READ_ERRORS as exc:
         return _read_failed(obj, obj.key, exc)
     try:
