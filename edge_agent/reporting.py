@@ -2,9 +2,10 @@
 
 Reports are queued in the node database with the watermark (the outbox), then delivered over
 HTTP to the webserver's `/report_asset_materialization/` endpoint, or over Dagster Pipes when
-Dagster launched the agent. A transient failure (Dagster down, 5xx, 408, 429, a timeout) leaves
-the report queued for the next cycle; a report Dagster refuses for good (another 4xx) is tried
-a configured number of times, then moved to the dead letters so the reports after it flow.
+Dagster launched the agent. A transient failure (Dagster down, 5xx, 408, 429, a timeout) or a
+setup error (401, 403, 404, 405, 407: a token, the URL, a proxy) leaves the report queued for
+the next cycle; a report Dagster refuses for good (another 4xx, such as 400 or 422) is tried a
+configured number of times, then moved to the dead letters so the reports after it flow.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ log = logging.getLogger("edge_agent")
 
 # Added to a claim's hold beyond the worst case, for the database and the clock.
 CLAIM_MARGIN_SECONDS = 30.0
-# Client errors that are about timing, not about the report: retried like a 5xx.
-_TRANSIENT_4XX = frozenset({408, 429})
+# Client errors that are not about the report, retried like a 5xx and never dead-lettered:
+# timing (408, 429), and the agent's own setup (a token, the URL or a proxy: 401, 403, 404,
+# 405, 407), where every report would be refused alike until an operator fixes it.
+_TRANSIENT_4XX = frozenset({408, 429, 401, 403, 404, 405, 407})
 
 
 class ReportError(Exception):

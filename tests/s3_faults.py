@@ -16,6 +16,11 @@ SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
+# What S3 answers for an object in Glacier: about the object, not the service.
+ARCHIVED = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidObjectState</Code>'
+    b"<Message>The operation is not valid for the object's storage class</Message></Error>"
+)
 
 
 class S3FaultProxy:
@@ -26,8 +31,8 @@ class S3FaultProxy:
         self._lock = threading.Lock()
 
     def fail(self, key_suffix: str, kind: str, times: int) -> None:
-        """The next `times` GETs of a key ending so answer 503 ("slowdown") or send half their
-        body and close the connection ("drop")."""
+        """The next `times` GETs of a key ending so answer 503 ("slowdown"), 403
+        InvalidObjectState ("archived"), or send half their body and close ("drop")."""
         with self._lock:
             self.faults[key_suffix] = (kind, times)
 
@@ -54,12 +59,13 @@ class S3FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 fault = proxy.take_fault(self.path) if self.command == "GET" else None
-                if fault == "slowdown":
-                    self.send_response(503)
+                if fault in ("slowdown", "archived"):
+                    status, error = (503, SLOW_DOWN) if fault == "slowdown" else (403, ARCHIVED)
+                    self.send_response(status)
                     self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.send_header("Content-Length", str(len(error)))
                     self.end_headers()
-                    self.wfile.write(SLOW_DOWN)
+                    self.wfile.write(error)
                     return
                 upstream = http.client.HTTPConnection(
                     proxy.upstream.hostname, proxy.upstream.port, timeout=30

@@ -178,8 +178,9 @@ _BEFORE_DEAD_LETTERS = """CREATE TABLE report_outbox (
 
 
 def test_transient_failures_never_dead_letter(tmp_path: Path) -> None:
-    """Dagster down, 5xx, 408, 429, a timeout: the reports stay queued however often, even
-    with one try allowed. The node database is one an older agent made (its outbox table)."""
+    """Dagster down, 5xx, 408, 429, a timeout, and answers about the agent's setup (401, 403,
+    404: a token or URL every report shares): the reports stay queued however often, even with
+    one try allowed. The node database is one an older agent made (its outbox table)."""
     db = tmp_path / "node.db"
     db.touch()
     with NodeDatabase(db) as old:
@@ -188,7 +189,7 @@ def test_transient_failures_never_dead_letter(tmp_path: Path) -> None:
             "INSERT INTO report_outbox (asset_key, body, created_at, attempts) "
             "VALUES ('landing/raw', '{\"data_version\": \"old\"}', '2026-01-01', 3)"
         )
-    statuses = iter([503, 500, 502, 408, 429, "slow"])  # then 200s
+    statuses = iter([503, 500, 502, 408, 429, 401, 403, 404, "slow"])  # then 200s
 
     def answer(body: dict[str, Any]) -> int:
         status = next(statuses, 200)
@@ -201,7 +202,7 @@ def test_transient_failures_never_dead_letter(tmp_path: Path) -> None:
         _queue(store, 4)
         down = HttpReporter("http://127.0.0.1:9", None, 0.5)  # nothing listens there
         up = HttpReporter(dagster.url, None, 0.5)
-        for reporter in (down, up, up, up, up, up, up):
+        for reporter in (down, up, up, up, up, up, up, up, up, up):
             result = flush_outbox(store, reporter, max_attempts=1)
             assert (result.delivered, result.pending, result.dead_letters) == (0, 5, 0)
         assert store.dead_letter_count() == 0

@@ -28,6 +28,7 @@ from orchestration.maintenance.worker_host import (
     HOST_TAG,
     MACHINE_TAG,
     PID_NAMESPACE_TAG,
+    RUN_TAG,
     WorkerPlace,
     worker_identity,
     worker_place,
@@ -152,7 +153,7 @@ def test_a_dead_run_from_another_host_is_left_alone_and_one_from_this_host_is_fa
     assert recorded is not None
     tags = dict(recorded.tags)
     assert tags[HOST_TAG] == socket.gethostname()
-    assert worker_place(tags, worker_identity()) == WorkerPlace.HERE
+    assert worker_place(run_id, tags, worker_identity()) == WorkerPlace.HERE
 
     # A run on another machine sharing this instance looks like this: its pid is dead *here*.
     instance.add_run_tags(
@@ -177,23 +178,26 @@ def test_a_dead_run_from_another_host_is_left_alone_and_one_from_this_host_is_fa
     assert "left alone 1 run(s)" in str(unknown.skip_message) and slot_held()
 
     # The same run, recorded as this host's: failed and its slot freed.
-    instance.add_run_tags(run_id, worker_identity())
+    instance.add_run_tags(run_id, worker_identity(run_id))
     here = dead_run_sensor(dg.build_sensor_context(instance=instance))
     assert "failed 1 run(s) whose worker died" in str(here.skip_message)
     assert status() == dg.DagsterRunStatus.FAILURE and not slot_held()
 
 
 def test_where_a_worker_ran_is_judged_from_its_tags() -> None:
-    here = {HOST_TAG: "vm", MACHINE_TAG: "m1", BOOT_TAG: "b1", PID_NAMESPACE_TAG: "pid:[1]"}
-    assert worker_place(dict(here), here) == WorkerPlace.HERE
-    assert worker_place({}, here) == WorkerPlace.UNKNOWN
-    assert worker_place({**here, HOST_TAG: "vm2"}, here) == WorkerPlace.ELSEWHERE
-    assert worker_place({**here, MACHINE_TAG: "m2"}, here) == WorkerPlace.ELSEWHERE
-    assert worker_place({**here, PID_NAMESPACE_TAG: "pid:[2]"}, here) == WorkerPlace.ELSEWHERE
+    here = {HOST_TAG: "vm", MACHINE_TAG: "m1", BOOT_TAG: "b1", PID_NAMESPACE_TAG: "pid:[1]",
+            RUN_TAG: "r1"}  # fmt: skip
+    assert worker_place("r1", dict(here), here) == WorkerPlace.HERE
+    assert worker_place("r1", {}, here) == WorkerPlace.UNKNOWN
+    assert worker_place("r1", {**here, HOST_TAG: "vm2"}, here) == WorkerPlace.ELSEWHERE
+    assert worker_place("r1", {**here, MACHINE_TAG: "m2"}, here) == WorkerPlace.ELSEWHERE
+    assert worker_place("r1", {**here, PID_NAMESPACE_TAG: "pid:[2]"}, here) == WorkerPlace.ELSEWHERE
     # This machine before a reboot: the worker died with the boot, whatever its pid is now.
-    assert worker_place({**here, BOOT_TAG: "b0"}, here) == WorkerPlace.BEFORE_REBOOT
+    assert worker_place("r1", {**here, BOOT_TAG: "b0"}, here) == WorkerPlace.BEFORE_REBOOT
     # Same name, another boot, and no machine id: a namesake or a reboot, nobody can tell.
     no_machine = {k: v for k, v in here.items() if k != MACHINE_TAG}
-    assert worker_place({**no_machine, BOOT_TAG: "b0"}, no_machine) == WorkerPlace.UNKNOWN
+    assert worker_place("r1", {**no_machine, BOOT_TAG: "b0"}, no_machine) == WorkerPlace.UNKNOWN
     # Where the platform cannot read a boot id, the host name alone decides.
-    assert worker_place({HOST_TAG: "vm"}, {HOST_TAG: "vm"}) == WorkerPlace.HERE
+    assert worker_place("r1", {HOST_TAG: "vm", RUN_TAG: "r1"}, {HOST_TAG: "vm"}) == WorkerPlace.HERE
+    # A retry carries its parent's tags until its own worker records them: not judged by them.
+    assert worker_place("r2", dict(here), here) == WorkerPlace.UNKNOWN

@@ -48,6 +48,8 @@ def hostile_objects(s3: Any, raw: str) -> dict[str, str]:
     named = pa.Table.from_pylist(rows)
     dup = pa.Table.from_arrays([named.column("id"), named.column("id")], names=["id", "id"])
     wide = pa.table({f"c{i}": [1] * 4 for i in range(300)})
+    twin_fields = pa.StructArray.from_arrays([pa.array([1] * 4)] * 2, names=["a", "A"])
+    big_footer = named.replace_schema_metadata({"padding": "x" * (2 << 20)})  # 2 MiB footer
     odd = {
         "case": (_renamed(named, "temperature", "Temperature"), {}),
         "space": (_renamed(named, "sensor_id", "sensor id"), {}),
@@ -60,12 +62,17 @@ def hostile_objects(s3: Any, raw: str) -> dict[str, str]:
         "bigsidecar": (named, {"padding": "x" * 70_000}),
         "newer": (named, {"format_version": 99}),
         "impostor": (named, {"node_id": "good"}),  # writes under its own key, claims another
+        "structtwins": (named.append_column("s", twin_fields), {}),  # fields that clash inside
+        "bigfooter": (big_footer, {}),
+        # Two new columns that differ in case, by two nodes: the first (in key order) adds it.
+        "newcol-a": (named.append_column("Newcol", pa.array([1.0] * 4)), {}),
+        "newcol-b": (named.append_column("newcol", pa.array([2.0] * 4)), {}),
     }
     reasons = {
         "case": "differs only in case",
         "space": "holds a space",
         "long": "longer than 128",
-        "wide": "300 columns, over the cap",
+        "wide": "300 columns and nested fields, over the cap",
         "nodeint": "field node_id is 42, not str",
         "regiondict": "field region is dict",
         "batchlist": "field batch_id is list",
@@ -74,16 +81,21 @@ def hostile_objects(s3: Any, raw: str) -> dict[str, str]:
         "newer": "version 99 is newer",
         "impostor": "sidecar names node 'good'",
         "dup": "appears twice",
+        "empty": "unreadable Parquet",
+        "structtwins": "column 's.A' appears as 'a' and 'A'",
+        "bigfooter": "over the cap of 1048576",
+        "newcol-b": "'newcol' differs only in case from bronze column 'Newcol'",
     }
     uris = {}
     for node, (table, overrides) in odd.items():
         uris[node] = put_object(s3, raw, NOW, table, node=node, sidecar_overrides=overrides)
     uris["dup"] = put_object(s3, raw, NOW, rows, node="dup", body_override=_parquet(dup))
+    uris["empty"] = put_object(s3, raw, NOW, rows, node="empty", body_override=b"")
     nested_key = uris["nested"].split("/", 3)[3].removesuffix(".parquet") + ".json"
     text = s3.get_object(Bucket=raw, Key=nested_key)["Body"].read().decode()
     deep = "[" * 20_000 + "]" * 20_000  # under the size cap, deeper than Python's recursion
     s3.put_object(Bucket=raw, Key=nested_key, Body=text.replace('"@@NESTED@@"', deep).encode())
-    return {uris[node]: reasons[node] for node in uris}
+    return {uris[node]: reasons[node] for node in uris if node in reasons}
 
 
 def test_each_kind_of_bad_object_is_quarantined_with_its_reason_and_the_hour_loads(
@@ -99,9 +111,9 @@ def test_each_kind_of_bad_object_is_quarantined_with_its_reason_and_the_hour_loa
 
     result = materialize(bronze_raw, hour_key(NOW), res, instance)
 
-    assert warehouse_rows(tmp_path / "w.duckdb", "SELECT count(*) FROM bronze_raw") == [(8,)]
+    assert warehouse_rows(tmp_path / "w.duckdb", "SELECT count(*) FROM bronze_raw") == [(12,)]
     nodes = warehouse_rows(tmp_path / "w.duckdb", "SELECT DISTINCT _node_id FROM bronze_raw")
-    assert sorted(n for (n,) in nodes) == ["good", "good2"]
+    assert sorted(n for (n,) in nodes) == ["good", "good2", "newcol-a"]
     reasons = dict(
         warehouse_rows(tmp_path / "w.duckdb", "SELECT object_uri, reason FROM _bronze_quarantine")
     )
@@ -109,11 +121,11 @@ def test_each_kind_of_bad_object_is_quarantined_with_its_reason_and_the_hour_loa
     for uri, why in expected.items():
         assert why in reasons[uri], (uri, reasons[uri])
     check = result.get_asset_check_evaluations()[0]
-    assert check.check_name == QUARANTINE_CHECK and check.metadata["quarantined"].value == 12
+    assert check.check_name == QUARANTINE_CHECK and check.metadata["quarantined"].value == 16
     columns = [r[0] for r in warehouse_rows(tmp_path / "w.duckdb", "DESCRIBE bronze_raw")]
     assert "Temperature" not in columns and not any(len(c) > 128 for c in columns)
     sites = warehouse_rows(tmp_path / "w.duckdb", 'SELECT "site.code" FROM bronze_raw ORDER BY 1')
-    assert sites == [("S10",), ("S11",), ("S12",), ("S13",)] + [(None,)] * 4  # NULLS LAST
+    assert sites == [("S10",), ("S11",), ("S12",), ("S13",)] + [(None,)] * 8  # NULLS LAST
 
 
 def _load_with_faults(
@@ -170,6 +182,21 @@ def test_a_connection_dropped_mid_body_is_retried_and_every_row_lands_once(
     assert warehouse_rows(path, "SELECT count(*) FROM _bronze_quarantine") == [(0,)]
 
 
+def test_an_answer_about_the_object_quarantines_it_and_the_rest_of_the_hour_loads(
+    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """403 InvalidObjectState (the object went to Glacier) will not pass on a retry: the object
+    is quarantined with S3's code and the hour loads, instead of failing it for every node."""
+    result, proxy, path = _load_with_faults(
+        s3, s3_env, bucket_prefix, tmp_path, instance, "archived", 1000
+    )
+    assert result.success and [k for k, _ in proxy.failed] == ["archived"]  # asked once
+    reasons = warehouse_rows(path, "SELECT object_uri, reason FROM _bronze_quarantine")
+    assert len(reasons) == 1 and "cannot be read from S3 (InvalidObjectState)" in reasons[0][1]
+    rows = warehouse_rows(path, "SELECT _node_id, count(*) FROM bronze_raw GROUP BY ALL ORDER BY 1")
+    assert rows == [("late", 4), ("steady", 4)]
+
+
 def test_on_databricks_bad_objects_quarantine_and_a_dropped_read_is_retried_without_loss(
     s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance,
     monkeypatch: Any,
@@ -208,11 +235,14 @@ def test_on_databricks_bad_objects_quarantine_and_a_dropped_read_is_retried_with
                 [reading(i, NOW, **{"site.code": f"S{i}"}) for i in range(10, 14)],
                 node="flaky",
             )  # a column named with a dot: read by its exact name, not as a struct field
+            archived = put_object(s3, raw, NOW, _rows(30), node="archived")
+            proxy.fail(archived.split("/", 3)[3], "archived", 100)  # S3's answer for Glacier
+            expected[archived] = "cannot be read from S3 (InvalidObjectState)"
             result = dg.materialize([bronze], partition_key=hour_key(NOW), resources=res,
                                     instance=instance)  # fmt: skip
             check = result.get_asset_check_evaluations()[0]
             table = str(check.metadata["objects"].value)
-            assert check.metadata["quarantined"].value == len(expected) == 12
+            assert check.metadata["quarantined"].value == len(expected) == 17
             for uri, why in expected.items():
                 line = next(row for row in table.splitlines() if uri in row)
                 assert why in line, line
@@ -221,7 +251,7 @@ def test_on_databricks_bad_objects_quarantine_and_a_dropped_read_is_retried_with
             proxy.fail(flaky.split("/", 3)[3], "drop", 1)
             again = dg.materialize([bronze], partition_key=hour_key(NOW), resources=res,
                                    instance=instance)  # fmt: skip
-            assert [k for k, _ in proxy.failed] == ["drop"]
+            assert [k for k, _ in proxy.failed if k == "drop"] == ["drop"]
             retried = [e for e in again.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
             assert len(retried) == 1
             assert sorted(r.result for r in workspace.runs.values()) == sorted(
@@ -235,6 +265,8 @@ def test_on_databricks_bad_objects_quarantine_and_a_dropped_read_is_retried_with
             counts = (
                 rows.group_by("_node_id").agg(pl.len(), pl.col("id").n_unique()).sort("_node_id")
             )
-            assert counts.rows() == [("flaky", 4, 4), ("good", 4, 4), ("late", 4, 4)]
+            assert counts.rows() == [
+                ("flaky", 4, 4), ("good", 4, 4), ("late", 4, 4), ("newcol-a", 4, 4)
+            ]  # fmt: skip
             sites = rows.filter(pl.col("_node_id") == "flaky")["site.code"].sort().to_list()
             assert sites == ["S10", "S11", "S12", "S13"]

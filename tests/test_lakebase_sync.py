@@ -424,6 +424,21 @@ def test_each_environment_has_its_own_app_role_confined_to_its_schema(
             sync_table(duck, lakebase, spec(SyncPolicy.SNAPSHOT), schema)
     roles = {schema: lakebase.app_role_for(schema) for schema in ("dev", "staging")}
     assert roles == {"dev": "lakebase_app_dev", "staging": "lakebase_app_staging"}
+    # The one role every environment shared before: as an earlier version left it, it reads
+    # dev; the next sync of dev takes that away.
+    with psycopg.connect(lakebase_db, autocommit=True) as admin:
+        admin.execute("CREATE ROLE lakebase_app LOGIN")
+        admin.execute("GRANT USAGE ON SCHEMA dev TO lakebase_app")
+        admin.execute(f"GRANT SELECT ON dev.{STATS} TO lakebase_app")
+    with warehouse.connect() as duck:
+        sync_table(duck, lakebase, spec(SyncPolicy.SNAPSHOT), "dev")
+    with psycopg.connect(lakebase_db, autocommit=True) as admin:
+        shared = admin.execute(
+            "SELECT has_schema_privilege('lakebase_app', 'dev', 'USAGE'), "
+            f"has_table_privilege('lakebase_app', 'dev.{STATS}', 'SELECT')"
+        ).fetchone()
+        admin.execute("DROP ROLE lakebase_app")
+    assert shared == (False, False)
     for schema, other in (("dev", "staging"), ("staging", "dev")):
         own = roles[schema]
         with psycopg.connect(as_role(lakebase_db, own), autocommit=True) as conn:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.contract import Sidecar, node_of_key
@@ -26,6 +27,7 @@ class LandingLimits(BaseModel):
     max_columns: int = Field(default=256, gt=0)
     max_column_name_length: int = Field(default=128, gt=0)
     max_footer_bytes: int = Field(default=1 << 20, gt=0)  # a Parquet footer read on its own
+    max_nesting_depth: int = Field(default=8, gt=0)  # structs, lists and maps inside columns
 
 
 def listing_problem(obj: LandingObject, limits: LandingLimits) -> str | None:
@@ -42,6 +44,17 @@ def listing_problem(obj: LandingObject, limits: LandingLimits) -> str | None:
     return None
 
 
+def footer_problem(footer_length: int, object_size: int, limits: LandingLimits) -> str | None:
+    """A Parquet footer (its length from the file's last 8 bytes) too large to parse safely."""
+    if footer_length + 12 > object_size:
+        return f"Parquet footer of {footer_length} bytes does not fit the object"
+    if footer_length + 8 > limits.max_footer_bytes:
+        return (
+            f"Parquet footer of {footer_length} bytes is over the cap of {limits.max_footer_bytes}"
+        )
+    return None
+
+
 def ownership_problem(obj: LandingObject, sidecar: Sidecar) -> str | None:
     """A node may only write under its own key: lineage and deduplication trust the node id."""
     node = node_of_key(obj.key)
@@ -50,28 +63,69 @@ def ownership_problem(obj: LandingObject, sidecar: Sidecar) -> str | None:
     return None
 
 
-def column_problem(names: list[str], existing: Iterable[str], limits: LandingLimits) -> str | None:
-    """Why an object's columns cannot join the bronze table, or None. `existing`: the table's
-    columns (its data, lineage and rescued columns), which SQL engines match ignoring case."""
-    if len(names) > limits.max_columns:
-        return f"{len(names)} columns, over the cap of {limits.max_columns}"
+def column_problem(schema: pa.Schema, existing: Iterable[str], limits: LandingLimits) -> str | None:
+    """Why an object's columns cannot join the bronze table, or None. Nested fields (structs,
+    lists, maps) count and are named like columns. `existing`: the table's columns (data,
+    lineage and rescued), which SQL engines match ignoring case."""
+    leaves = sum(_leaves(f.type) for f in schema)
+    if leaves > limits.max_columns:
+        return f"{leaves} columns and nested fields, over the cap of {limits.max_columns}"
+    problem = _fields_problem(list(schema), "", limits, depth=1)
+    if problem is not None:
+        return problem
+    table = {name.casefold(): name for name in existing}
+    for name in schema.names:
+        known = table.get(name.casefold())
+        if known is not None and known != name:
+            return case_clash(name, known)
+    return None
+
+
+def case_clash(name: str, known: str) -> str:
+    return f"column {name[:40]!r} differs only in case from bronze column {known!r}"
+
+
+def _children(kind: pa.DataType) -> list[pa.Field]:
+    if pa.types.is_struct(kind):
+        return [kind.field(i) for i in range(kind.num_fields)]
+    if pa.types.is_map(kind):
+        return [kind.key_field, kind.item_field]
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return [kind.value_field]
+    if pa.types.is_fixed_size_list(kind):
+        return [kind.value_field]
+    return []
+
+
+def _leaves(kind: pa.DataType) -> int:
+    children = _children(kind)
+    return sum(_leaves(c.type) for c in children) if children else 1
+
+
+def _fields_problem(
+    fields: list[pa.Field], path: str, limits: LandingLimits, depth: int
+) -> str | None:
+    if depth > limits.max_nesting_depth:
+        return f"column {path[:60]!r} nests deeper than {limits.max_nesting_depth} levels"
     seen: dict[str, str] = {}
-    for name in names:
-        if not name or len(name) > limits.max_column_name_length:
+    for f in fields:
+        name = path + f.name
+        if not f.name or len(f.name) > limits.max_column_name_length:
             return (
                 f"column name {name[:40]!r} is empty or longer than "
                 f"{limits.max_column_name_length} characters"
             )
-        if UNSAFE_NAME_CHARACTERS & set(name) or not name.isprintable():
+        if UNSAFE_NAME_CHARACTERS & set(f.name) or not f.name.isprintable():
             return f"column name {name[:40]!r} holds a space, a control or one of ,;{{}}()="
-        folded = name.casefold()
+        folded = f.name.casefold()
         if folded in seen:
-            twice = "twice" if seen[folded] == name else f"as {seen[folded]!r} and {name!r}"
+            twice = "twice" if seen[folded] == f.name else f"as {seen[folded]!r} and {f.name!r}"
             return f"column {name[:40]!r} appears {twice} (names match ignoring case)"
-        seen[folded] = name
-    table = {name.casefold(): name for name in existing}
-    for name in names:
-        known = table.get(name.casefold())
-        if known is not None and known != name:
-            return f"column {name[:40]!r} differs only in case from bronze column {known!r}"
+        seen[folded] = f.name
+        children = _children(f.type)
+        if children:  # a struct's fields have names; list items and map entries Parquet's own
+            inner = name + ("." if pa.types.is_struct(f.type) else "[].")
+            problem = _fields_problem(children, inner, limits, depth + 1)
+            if problem is not None:
+                return problem
     return None

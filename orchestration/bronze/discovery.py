@@ -39,6 +39,7 @@ from orchestration.landing.objects import (
     hour_key,
     hour_listing,
     hour_of_key,
+    hour_prefix,
     list_hour,
 )
 
@@ -144,6 +145,8 @@ class LandingDiscovery:
     max_keys_per_tick: int = 20_000
     retention_days: int = 400
     incomplete_grace: timedelta = timedelta(minutes=30)
+    # Hours further ahead are skipped by name, not held: the cursor stays bounded.
+    hold_horizon: timedelta = timedelta(days=7)
 
     def recent_hours(self, now: datetime) -> list[datetime]:
         top = now.replace(minute=0, second=0, microsecond=0)
@@ -198,9 +201,15 @@ class LandingDiscovery:
         for (bucket, hour), (listing, found_by) in sorted(candidates.items()):
             if not listing.objects and not listing.incomplete:
                 continue
+            if hour > current_hour + self.hold_horizon:  # no clock runs this fast: not held
+                outcome.skipped.append(SkippedRecord(
+                    "key", f"s3://{bucket}/{hour_prefix(hour)}",
+                    f"an hour more than {self.hold_horizon.days} days ahead: not held back",
+                ))  # fmt: skip
+                continue
             if hour > current_hour:
                 nodes = sorted({node_of_key(o.key) or "unknown" for o in listing.objects})
-                cursor.held[_held_key(bucket, hour)] = nodes
+                cursor.held[_held_key(bucket, hour)] = nodes[:20]
                 continue
             partition_key = self.partition_key_for(bucket, hour)
             current = listing.digest()

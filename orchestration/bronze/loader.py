@@ -22,8 +22,10 @@ from orchestration.bronze.admission import LandingLimits, column_problem
 from orchestration.bronze.objects import (
     QuarantinedObject,
     StagedObject,
+    reason,
     row_count_mismatch,
     stage_all,
+    staged_footer_problem,
     unreadable_parquet,
 )
 from orchestration.bronze.scan import Footer, ScanError, empty_table, insert_scan, read_footer
@@ -281,6 +283,10 @@ class _Load:
         of the most common schema, object by object for the rest."""
         whole: list[tuple[StagedObject, Footer]] = []
         for staged in objects:
+            problem = staged_footer_problem(staged, self.limits)  # before anything parses it
+            if problem is not None:
+                self.result.quarantined.append(QuarantinedObject(staged.obj, problem))
+                continue
             footer = read_footer(staged.path)
             if footer is None:  # unreadable: reading it alone names the error
                 self._load_one(staged)
@@ -301,16 +307,16 @@ class _Load:
             if id(staged) not in in_scan:
                 self._load_one(staged)
 
-    def _column_problem(self, names: list[str]) -> str | None:
+    def _column_problem(self, schema: pa.Schema) -> str | None:
         """Why these columns cannot join the table as it is now (it evolves within a load)."""
         existing = [*(self.current.names if self.current is not None else []), *RESERVED_COLUMNS]
-        return column_problem(names, existing, self.limits)
+        return column_problem(schema, existing, self.limits)
 
     def _scan(self, scanned: list[tuple[StagedObject, int]]) -> bool:
         """One DuckDB scan over objects of one schema; False if that schema cannot be taken."""
         staged = [s for s, _ in scanned]
         footer = read_footer(staged[0].path)  # every object here has this footer's columns
-        if footer is None or self._column_problem(list(footer.names)) is not None:
+        if footer is None or self._column_problem(footer.schema) is not None:
             return False  # object by object, where each is quarantined with the reason
         shape = empty_table(self.conn, staged[0].path)
         if RESERVED_COLUMNS & set(shape.column_names):
@@ -342,7 +348,7 @@ class _Load:
     def _load_one(self, staged: StagedObject) -> None:
         """Read, check and reconcile one object; its rows join the next Arrow insert."""
         footer = read_footer(staged.path)  # names first: a table cannot hold duplicates
-        problem = None if footer is None else self._column_problem(list(footer.names))
+        problem = None if footer is None else self._column_problem(footer.schema)
         if problem is not None:
             self.result.quarantined.append(QuarantinedObject(staged.obj, problem))
             return
@@ -361,8 +367,8 @@ class _Load:
         try:
             reconciled = reconcile(self.current, data, self.mode)
         except SchemaConflictError as exc:
-            reason = f"schema cannot be reconciled: {exc}"
-            self.result.quarantined.append(QuarantinedObject(staged.obj, reason))
+            why = reason("schema", {"why": str(exc)})
+            self.result.quarantined.append(QuarantinedObject(staged.obj, why))
             return
         except NewColumnsRefusedError as exc:
             raise _refused(exc, staged.obj) from exc

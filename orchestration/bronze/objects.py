@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,13 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from urllib3.exceptions import HTTPError
 
 from edge_agent.contract import Sidecar, SidecarError
-from orchestration.bronze.admission import LandingLimits, listing_problem, ownership_problem
+from orchestration.bronze.admission import (
+    LandingLimits,
+    case_clash,
+    footer_problem,
+    listing_problem,
+    ownership_problem,
+)
 from orchestration.landing.objects import IncompleteUpload, LandingObject
 
 CHUNK_BYTES = 1 << 20  # an object streams to disk; memory does not grow with its size
@@ -45,16 +52,56 @@ class TransientReadError(Exception):
     rows an object loaded before stay in bronze."""
 
 
-# Answers that will not change on a retry: the object was removed after it was listed.
-_GONE = frozenset({"NoSuchKey", "404", "NotFound"})
-# Credentials are configuration: `LandingZone.reachable` names what is missing.
-_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"})
+# How an S3 error answer is taken, as data: the Databricks job receives the same (one rule).
+# Credentials are configuration (the run fails, not retried; `LandingZone.reachable` names what
+# is missing); 5xx, 408, 429 and these codes may pass (the run fails and is retried, nothing is
+# quarantined); any other answer is about this object (quarantined with the code: gone, in
+# Glacier, encrypted with a key the reader lacks, rewritten since it was listed).
+S3_ERRORS: dict[str, list[Any]] = {
+    "credentials": ["InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                    "InvalidToken", "TokenRefreshRequired"],
+    "transient_codes": ["SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                        "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
+                        "RequestLimitExceeded", "OperationAborted"],
+    "transient_statuses": [408, 429],
+}  # fmt: skip
+
+
+def s3_error_kind(code: str, status: int) -> str:
+    """ "credentials", "transient" or "permanent" for an S3 error answer (see S3_ERRORS)."""
+    if code in S3_ERRORS["credentials"]:
+        return "credentials"
+    if status >= 500 or status in S3_ERRORS["transient_statuses"]:
+        return "transient"
+    return "transient" if code in S3_ERRORS["transient_codes"] else "permanent"
+
+
+# Quarantine reasons an engine reports by kind (the Databricks job sends kind and details;
+# Dagster words them here, so both engines name a bad object the same way).
+REASONS: dict[str, Callable[..., str]] = {
+    "checksum": lambda actual, expected: (
+        f"checksum mismatch: object sha256 {actual[:12]}…, metadata says {expected[:12]}…"
+    ),
+    "rows": lambda rows, expected: (
+        f"row count mismatch: object has {rows}, metadata says {expected}"
+    ),
+    "over_cap": lambda limit: f"object is over the cap of {limit} bytes",
+    "s3": lambda uri, code: (
+        f"{uri} was rewritten since it was listed (loaded when its hour is requested again)"
+        if code == "PreconditionFailed"
+        else f"{uri} cannot be read from S3 ({code})"
+    ),
+    "case": case_clash,
+    "schema": lambda why: f"schema cannot be reconciled: {why}",
+}
+
+
+def reason(kind: str, detail: dict[str, Any]) -> str:
+    return REASONS[kind](**detail)
 
 
 def row_count_mismatch(obj: LandingObject, rows: int, sidecar: Sidecar) -> QuarantinedObject:
-    return QuarantinedObject(
-        obj, f"row count mismatch: object has {rows}, metadata says {sidecar.row_count}"
-    )
+    return QuarantinedObject(obj, reason("rows", {"rows": rows, "expected": sidecar.row_count}))
 
 
 def unreadable_parquet(obj: LandingObject, error: Exception) -> QuarantinedObject:
@@ -73,7 +120,9 @@ def read_sidecar(
     """The object's sidecar, typed and checked (its size capped, its node the key's), or the
     object quarantined with why; raises TransientReadError when S3 may answer next time."""
     try:
-        body = client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key)["Body"]
+        body = client.get_object(Bucket=obj.bucket, Key=obj.sidecar_key, IfMatch=obj.sidecar_etag)[
+            "Body"
+        ]
         raw = body.read(limits.max_sidecar_bytes + 1)  # it may have grown since the listing
         body.close()
     except _READ_ERRORS as exc:
@@ -102,7 +151,8 @@ def stage(
         return sidecar
     digest, size = hashlib.sha256(), 0
     try:
-        body = client.get_object(Bucket=obj.bucket, Key=obj.key)["Body"]
+        # The bytes the listing named: a rewrite since then is a new digest, requested again.
+        body = client.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag)["Body"]
         with path.open("wb") as out:
             for chunk in body.iter_chunks(CHUNK_BYTES):
                 size += len(chunk)
@@ -110,7 +160,7 @@ def stage(
                     body.close()
                     path.unlink(missing_ok=True)
                     return QuarantinedObject(
-                        obj, f"object is over the cap of {limits.max_object_bytes} bytes"
+                        obj, reason("over_cap", {"limit": limits.max_object_bytes})
                     )
                 digest.update(chunk)
                 out.write(chunk)
@@ -120,18 +170,28 @@ def stage(
     checksum = digest.hexdigest()
     if checksum != sidecar.content_sha256:
         path.unlink(missing_ok=True)
-        return QuarantinedObject(
-            obj,
-            f"checksum mismatch: object sha256 {checksum[:12]}…, metadata says "
-            f"{sidecar.content_sha256[:12]}…",
-        )
+        detail = {"actual": checksum, "expected": sidecar.content_sha256}
+        return QuarantinedObject(obj, reason("checksum", detail))
     return StagedObject(obj, sidecar, path, size)
+
+
+def staged_footer_problem(staged: StagedObject, limits: LandingLimits) -> str | None:
+    """`footer_problem` for a staged copy: its tail says how long the footer is (None when
+    there is no Parquet tail: reading the file names that error)."""
+    with staged.path.open("rb") as f:
+        if staged.size < 12:
+            return None
+        f.seek(-8, 2)
+        tail = f.read(8)
+    if tail[4:] != b"PAR1":
+        return None
+    return footer_problem(struct.unpack("<I", tail[:4])[0], staged.size, limits)
 
 
 def read_columns(
     client: Any, obj: LandingObject, limits: LandingLimits
-) -> list[str] | QuarantinedObject:
-    """The column names in the object's Parquet footer, read with one ranged GET of the
+) -> pa.Schema | QuarantinedObject:
+    """The columns in the object's Parquet footer, read with one ranged GET of the
     object's tail (a second one only for a footer larger than that), or the object quarantined
     with why. The engine that loads the object never reads it here."""
     if obj.size < 12:  # "PAR1", a footer length and "PAR1" at the least
@@ -141,15 +201,16 @@ def read_columns(
         if len(tail) < 8 or tail[-4:] != b"PAR1":
             return unreadable_parquet(obj, ValueError("no Parquet footer"))
         length = struct.unpack("<I", tail[-8:-4])[0]
-        if length + 8 > min(obj.size, limits.max_footer_bytes):
-            return QuarantinedObject(obj, f"Parquet footer of {length} bytes is over the cap")
+        problem = footer_problem(length, obj.size, limits)
+        if problem is not None:
+            return QuarantinedObject(obj, problem)
         if length + 8 > len(tail):
             tail = _get_range(client, obj, f"bytes=-{length + 8}")
         footer = tail[-(length + 8) :]
     except _READ_ERRORS as exc:
         return _read_failed(obj, obj.key, exc)
     try:
-        return pq.ParquetFile(io.BytesIO(b"PAR1" + footer)).schema_arrow.names
+        return pq.ParquetFile(io.BytesIO(b"PAR1" + footer)).schema_arrow
     except (pa.ArrowInvalid, OSError) as exc:
         return unreadable_parquet(obj, exc)
 
@@ -165,13 +226,21 @@ _READ_ERRORS = (ClientError, BotoCoreError, HTTPError, OSError)
 
 
 def _read_failed(obj: LandingObject, key: str, exc: Exception) -> QuarantinedObject:
-    """A permanent answer quarantines; credentials pass through to be named; anything else is
-    transient and fails the load (retried) instead of dropping the object's rows."""
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-    if code in _GONE:
-        return QuarantinedObject(obj, f"s3://{obj.bucket}/{key} is no longer in S3 ({code})")
-    if code in _CREDENTIALS or isinstance(exc, NoCredentialsError):
+    """A permanent answer quarantines; credentials pass through to be named; anything else
+    (an error answer that may pass, or no answer at all) fails the load, which is retried,
+    instead of dropping the object's rows."""
+    if isinstance(exc, NoCredentialsError):
         raise exc
+    code = ""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        kind = s3_error_kind(code, status)
+        if kind == "credentials":
+            raise exc
+        if kind == "permanent":
+            detail = {"uri": f"s3://{obj.bucket}/{key}", "code": code or status}
+            return QuarantinedObject(obj, reason("s3", detail))
     raise TransientReadError(
         f"s3://{obj.bucket}/{key} could not be read ({code or type(exc).__name__}): the load is "
         "rolled back and retried; bronze keeps the rows it had"

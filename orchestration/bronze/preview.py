@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestration.bronze.admission import LandingLimits, column_problem
-from orchestration.bronze.objects import QuarantinedObject, stage
+from orchestration.bronze.loader import RESERVED_COLUMNS
+from orchestration.bronze.objects import QuarantinedObject, stage, staged_footer_problem
 from orchestration.bronze.schema import RESCUED_COLUMN
 from orchestration.landing.objects import (
     LandingObject,
@@ -191,9 +192,13 @@ def preview(
             if isinstance(staged, QuarantinedObject):
                 quarantined[obj.uri] = staged.reason
                 continue
+            problem = staged_footer_problem(staged, limits)
+            if problem is not None:
+                quarantined[obj.uri] = problem
+                continue
             try:
-                names = pq.read_schema(staged.path).names
-                problem = column_problem(names, current.names if current else [], limits)
+                existing = [*(current.names if current else []), *RESERVED_COLUMNS]
+                problem = column_problem(pq.read_schema(staged.path), existing, limits)
                 if problem is not None:
                     quarantined[obj.uri] = problem
                     continue

@@ -20,7 +20,7 @@ class Footer:
 
     rows: int
     signature: str
-    names: tuple[str, ...] = ()
+    schema: pa.Schema
 
 
 class ScanError(Exception):
@@ -37,7 +37,7 @@ def read_footer(path: Path) -> Footer | None:
     except (pa.ArrowInvalid, OSError):
         return None
     schema = metadata.schema.to_arrow_schema()
-    return Footer(metadata.num_rows, str(schema), tuple(schema.names))
+    return Footer(metadata.num_rows, str(schema), schema)
 
 
 def empty_table(conn: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:

@@ -157,8 +157,10 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
             for change in outcome.changes
             if partitions.has_partition_key(change.partition_key)
         ]
-        for held in outcome.held:
+        for held in outcome.held[:SKIPPED_LOG_LINES]:
             context.log.warning(held.describe())
+        if len(outcome.held) > SKIPPED_LOG_LINES:
+            context.log.warning(f"... and {len(outcome.held) - SKIPPED_LOG_LINES} more held back")
         for record in outcome.skipped[:SKIPPED_LOG_LINES]:
             context.log.warning(record.describe())
         if len(outcome.skipped) > SKIPPED_LOG_LINES:

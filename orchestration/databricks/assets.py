@@ -16,7 +16,13 @@ from orchestration.bronze.assets import (
     bronze_asset_args,
     partition_targets,
 )
-from orchestration.bronze.objects import QuarantinedObject, admitted, read_columns, read_sidecar
+from orchestration.bronze.objects import (
+    QuarantinedObject,
+    admitted,
+    read_columns,
+    read_sidecar,
+    reason,
+)
 from orchestration.bronze.targets import PartitionTarget
 from orchestration.databricks import plan
 from orchestration.databricks.workspace import Databricks
@@ -69,10 +75,11 @@ def _object_entry(
         return QuarantinedObject(obj, problem)
     return {
         "uri": obj.uri,
+        "etag": obj.etag,
         "size": obj.size,
         "sha256": sidecar.content_sha256,
         "rows": sidecar.row_count,
-        "columns": columns,
+        "columns": columns.names,
         "partition_key": target.partition_key,
         "lineage": {
             "_source_object": obj.uri,
@@ -131,7 +138,11 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
             settings, f"bronze_{scenario}", targets, objects, config.schema_mode
         )
         figures, run = databricks.run_step(context, "bronze", extras)
-        quarantined = [*incomplete, *unread, *figures.get("quarantined", [])]
+        quarantined = [*incomplete, *unread] + [  # the job sends kinds; worded as on DuckDB
+            {"uri": q["uri"], "partition_key": q["partition_key"],
+             "reason": reason(q["kind"], q["detail"])}
+            for q in figures.get("quarantined", [])
+        ]  # fmt: skip
         rows = figures.get("rows_by_partition", {})
         loaded = figures.get("objects_by_partition", {})
         for target in targets:

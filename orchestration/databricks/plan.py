@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from orchestration.bronze.objects import S3_ERRORS
 from orchestration.bronze.targets import PartitionTarget
 from orchestration.settings import EnvironmentSettings
 from orchestration.transforms.dialect import to_databricks
@@ -88,6 +89,7 @@ def bronze_extras(
         # The job copies each object here while hashing it, and loads the copy it verified.
         "staging": f"{settings.databricks.volume}/staging" if settings.databricks else None,
         "max_object_bytes": settings.landing_limits.max_object_bytes,
+        "s3_errors": S3_ERRORS,  # which S3 answers are about the object, which may pass
     }
 
 

@@ -45,9 +45,11 @@ def ensure_app_role(
     schema: str,
     limits: SessionLimits,
     owns_server: bool,
+    shared_role: str | None = None,
 ) -> None:
     """`role` (LOGIN) reads `schema` and nothing else of this database, within `limits`; with
-    `owns_server`, it cannot connect to the server's other databases either."""
+    `owns_server`, it cannot connect to the server's other databases either. `shared_role`:
+    the one role every environment shared before roles were per schema; it loses `schema`."""
     if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone() is None:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident(role)))
     database = conn.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
@@ -69,6 +71,21 @@ def ensure_app_role(
     _restrict(conn, database, role)
     if owns_server:
         _close_other_databases(conn, database, role)
+    if shared_role and shared_role != role:
+        _revoke_shared(conn, shared_role, schema)
+
+
+def _revoke_shared(conn: psycopg.Connection, shared: str, schema: str) -> None:
+    """The shared role of earlier versions reads no environment's schema any more (it stays,
+    with its password, for an operator to drop: a role may own things elsewhere)."""
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [shared]).fetchone() is None:
+        return
+    conn.execute(
+        sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(
+            ident(schema), ident(shared)
+        )
+    )
+    conn.execute(sql.SQL("REVOKE USAGE ON SCHEMA {} FROM {}").format(ident(schema), ident(shared)))
 
 
 def _restrict(conn: psycopg.Connection, database: str, role: str) -> None:

@@ -143,6 +143,7 @@ def sync_table(
             schema,
             lakebase.session_limits(),
             lakebase.owns_the_server(),
+            shared_role=lakebase.app_role,
         )
         pg.drop_leftovers(conn, schema, spec.name)
         conn.commit()

@@ -77,7 +77,7 @@ def dead_runs(instance: dg.DagsterInstance) -> tuple[list[DeadRun], list[Unjudge
         worker = worker_pid(instance, run.run_id)
         if worker is None:
             continue  # not started yet: no worker to judge
-        place = worker_place(dict(run.tags), here)
+        place = worker_place(run.run_id, dict(run.tags), here)
         if place in (WorkerPlace.ELSEWHERE, WorkerPlace.UNKNOWN):
             unjudged.append(
                 UnjudgedRun(run.run_id, run.job_name, place, run.tags.get(HOST_TAG) or None)

@@ -27,7 +27,9 @@ class HostTaggingExecutor(dg.Executor):
 
     def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[dg.DagsterEvent]:
         # Before any step claims a pool slot: a run that holds one always says where it ran.
-        plan_context.instance.add_run_tags(plan_context.run_id, worker_identity())
+        plan_context.instance.add_run_tags(
+            plan_context.run_id, worker_identity(plan_context.run_id)
+        )
         yield from self._inner.execute(plan_context, execution_plan)
 
 

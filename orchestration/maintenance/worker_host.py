@@ -17,6 +17,9 @@ HOST_TAG = "lakehouse/worker_host"
 MACHINE_TAG = "lakehouse/worker_machine"
 BOOT_TAG = "lakehouse/worker_boot_id"
 PID_NAMESPACE_TAG = "lakehouse/worker_pid_namespace"
+# The run the identity was recorded for: a retry inherits its parent's tags, and until its own
+# worker records them, they describe the parent's worker, not the retry's.
+RUN_TAG = "lakehouse/worker_run"
 
 _MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
@@ -57,9 +60,11 @@ def _pid_namespace() -> str | None:
         return None
 
 
-def worker_identity() -> dict[str, str]:
-    """This process's machine as run tags (the parts this platform cannot read are left out)."""
+def worker_identity(run_id: str | None = None) -> dict[str, str]:
+    """This process's machine as tags (of run `run_id`, when given); the parts this platform
+    cannot read are left out."""
     found = {
+        RUN_TAG: run_id,
         HOST_TAG: socket.gethostname(),
         MACHINE_TAG: _machine(),
         BOOT_TAG: _first_line(_BOOT_ID_FILE),
@@ -68,14 +73,14 @@ def worker_identity() -> dict[str, str]:
     return {tag: value for tag, value in found.items() if value}
 
 
-def worker_place(run_tags: dict[str, str], here: dict[str, str]) -> WorkerPlace:
-    """Where the run whose tags are `run_tags` had its worker, seen from identity `here`."""
+def worker_place(run_id: str, run_tags: dict[str, str], here: dict[str, str]) -> WorkerPlace:
+    """Where run `run_id` (tags `run_tags`) had its worker, seen from identity `here`."""
 
     def known_and_different(tag: str) -> bool:
         return bool(run_tags.get(tag)) and bool(here.get(tag)) and run_tags[tag] != here[tag]
 
-    if not run_tags.get(HOST_TAG):
-        return WorkerPlace.UNKNOWN
+    if not run_tags.get(HOST_TAG) or run_tags.get(RUN_TAG) != run_id:
+        return WorkerPlace.UNKNOWN  # not recorded, or recorded for the run it retries
     if known_and_different(HOST_TAG) or known_and_different(MACHINE_TAG):
         return WorkerPlace.ELSEWHERE
     if known_and_different(BOOT_TAG):

@@ -228,74 +228,92 @@ def _col(name: str) -> Any:
     return F.col("`" + name.replace("`", "``") + "`")
 
 
-def _stage_one(client: Any, obj: dict[str, Any], target: Path, max_bytes: int) -> str | None:
-    """Copy one object to `target`, hashing as it streams (memory stays one chunk); why it
-    cannot load, or None. A transient S3 error raises: the job fails and the step is retried."""
+def _error_kind(code: str, status: int, policy: dict[str, list[Any]]) -> str:
+    """ "credentials", "transient" or "permanent": the lakehouse's S3 error policy, sent as data
+    in the extras (orchestration.bronze.objects.S3_ERRORS), applied to one answer."""
+    if code in policy["credentials"]:
+        return "credentials"
+    if status >= 500 or status in policy["transient_statuses"]:
+        return "transient"
+    return "transient" if code in policy["transient_codes"] else "permanent"
+
+
+Quarantine = tuple[dict[str, Any], str, dict[str, Any]]  # object, reason kind, its details
+
+
+def _stage_one(
+    client: Any, obj: dict[str, Any], target: Path, max_bytes: int, policy: dict[str, list[Any]]
+) -> tuple[str, dict[str, Any]] | None:
+    """Copy one object to `target`, hashing as it streams (memory stays one chunk): the bytes
+    Dagster listed (If-Match its ETag). Why it cannot load (a reason kind and its details,
+    worded by Dagster), or None. A transient S3 error raises: the job fails, the step retries."""
     from botocore.exceptions import ClientError
 
     bucket, key = obj["uri"].removeprefix("s3://").split("/", 1)
     digest, size = hashlib.sha256(), 0
     try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        body = client.get_object(Bucket=bucket, Key=key, IfMatch=obj["etag"])["Body"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-            return "object is no longer in S3 (NoSuchKey)"
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if _error_kind(code, status, policy) == "permanent":
+            return "s3", {"uri": obj["uri"], "code": code or status}
         raise
     with target.open("wb") as out:
         for chunk in body.iter_chunks(1 << 20):
             size += len(chunk)
             if size > max_bytes:
                 body.close()
-                return f"object is over the cap of {max_bytes} bytes"
+                return "over_cap", {"limit": max_bytes}
             digest.update(chunk)
             out.write(chunk)
-    if size != obj["size"]:
-        return f"size {size} differs from the listing's {obj['size']}"
     if digest.hexdigest() != obj["sha256"]:
-        return "SHA-256 differs from the sidecar's content_sha256"
+        return "checksum", {"actual": digest.hexdigest(), "expected": obj["sha256"]}
     return None
 
 
 def _stage(
-    objects: list[dict[str, Any]], folder: Path, max_bytes: int
-) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]], dict[str, str]]:
-    """Every object copied into `folder` and checked against its sidecar (size and SHA-256):
-    the objects to load, the rest with why, and each loaded object's staged path. Spark reads
-    the staged bytes, the very bytes that were verified, not the object again from S3."""
+    objects: list[dict[str, Any]], folder: Path, extras: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[Quarantine], dict[str, str]]:
+    """Every object copied into `folder` and checked against its sidecar's SHA-256: the
+    objects to load, the rest with why, and each loaded object's staged path. Spark reads the
+    staged bytes, the very bytes that were verified, not the object again from S3."""
     import boto3
     from botocore.config import Config
 
     client = boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}))
     folder.mkdir(parents=True, exist_ok=True)
     targets = [folder / f"object-{i:06d}.parquet" for i in range(len(objects))]
+    limit, policy = extras["max_object_bytes"], extras["s3_errors"]
     with ThreadPoolExecutor(8) as pool:
         pairs = zip(objects, targets, strict=True)
-        reasons = list(pool.map(lambda p: _stage_one(client, *p, max_bytes), pairs))
+        outcomes = list(pool.map(lambda p: _stage_one(client, *p, limit, policy), pairs))
     good, quarantined, paths = [], [], {}
-    for obj, target, why in zip(objects, targets, reasons, strict=True):
+    for obj, target, why in zip(objects, targets, outcomes, strict=True):
         if why is None:
             good.append(obj)
             paths[obj["uri"]] = str(target)
         else:
             target.unlink(missing_ok=True)
-            quarantined.append((obj, why))
+            quarantined.append((obj, *why))
     return good, quarantined, paths
 
 
-def _case_clashes(
-    objects: list[dict[str, Any]], existing: list[str] | None
-) -> list[tuple[dict[str, Any], str]]:
-    """Objects with a column that differs only in case from one of the table's (Dagster checked
-    each object's own names; the table's are known here)."""
-    known = {name.casefold(): name for name in existing or []}
-    out = []
+def _case_clashes(objects: list[dict[str, Any]], existing: list[str]) -> list[Quarantine]:
+    """Objects with a column that differs only in case from one of the table's, or from one an
+    earlier object of this run adds (Dagster checked each object's own names)."""
+    known = {name.casefold(): name for name in existing}
+    out: list[Quarantine] = []
     for obj in objects:
-        for name in obj.get("columns", []):
-            other = known.get(name.casefold())
-            if other is not None and other != name:
-                out.append((obj, f"column {name[:40]!r} differs only in case from bronze "
-                                 f"column {other!r}"))  # fmt: skip
-                break
+        names = obj.get("columns", [])
+        clash = next(
+            ((n, known[n.casefold()]) for n in names
+             if n.casefold() in known and known[n.casefold()] != n), None,
+        )  # fmt: skip
+        if clash is not None:
+            out.append((obj, "case", {"name": clash[0], "known": clash[1]}))
+            continue
+        known.update({n.casefold(): n for n in names if n.casefold() not in known})
     return out
 
 
@@ -379,10 +397,10 @@ def bronze(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dic
         hidden = {*LINEAGE, "_ingested_at", RESCUED}
         existing = [c for c in tables.read(table).columns if c not in hidden]
     clashes = _case_clashes(objects, [*(existing or []), *LINEAGE, "_ingested_at", RESCUED])
-    objects_to_stage = [o for o in objects if all(o is not c for c, _ in clashes)]
+    objects_to_stage = [o for o in objects if all(o is not c for c, *_ in clashes)]
     folder = Path(volume_path(extras["staging"])) / f"run-{uuid.uuid4().hex}"
     try:
-        good, quarantined, paths = _stage(objects_to_stage, folder, extras["max_object_bytes"])
+        good, quarantined, paths = _stage(objects_to_stage, folder, extras)
         quarantined += clashes
         pipes.log.info(f"{len(good)} of {len(objects)} object(s) verified against their sidecars")
         loaded_rows: dict[str, int] = {}
@@ -405,13 +423,13 @@ def bronze(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dic
                 if _normal(paths[obj["uri"]]) in unreconciled:
                     good.remove(obj)
                     why = unreconciled[_normal(paths[obj["uri"]])]
-                    quarantined.append((obj, f"schema cannot be reconciled: {why}"))
+                    quarantined.append((obj, "schema", {"why": why}))
             counts = {r["_path"]: r["count"] for r in data.groupBy("_path").count().collect()}
             for obj in list(good):  # rows must agree with the sidecar, like the local path
                 rows = counts.get(_normal(paths[obj["uri"]]), 0)
                 if rows != obj["rows"]:
                     good.remove(obj)
-                    quarantined.append((obj, f"{rows} rows, sidecar says {obj['rows']}"))
+                    quarantined.append((obj, "rows", {"rows": rows, "expected": obj["rows"]}))
             keep = [_normal(paths[o["uri"]]) for o in good]
             data, renamed = _reconcile(data, existing, extras["schema_mode"])
             df = (
@@ -441,8 +459,8 @@ def _bronze_result(objects, good, quarantined, rows, renamed) -> dict:
         "bytes": sum(o["size"] for o in good),
         "rows_by_partition": rows,
         "objects_by_partition": _count_by(good),
-        "quarantined": [{"uri": o["uri"], "reason": why, "partition_key": o["partition_key"]}
-                        for o, why in quarantined],
+        "quarantined": [{"uri": o["uri"], "kind": kind, "detail": detail,
+                         "partition_key": o["partition_key"]} for o, kind, detail in quarantined],
         "renamed_columns": renamed,
         "listed": len(objects),
     }  # fmt: skip
