@@ -141,3 +141,17 @@ def test_rejected_rows_and_stray_keys_do_not_eat_the_reconciliation_budget(
     assert skipped == 30  # each stray key named once per pass
     assert listed < 60 + 30 + 36  # _rejected/ was never listed (it alone is 60 keys)
     assert listed >= 30 + 36
+
+
+def test_hours_far_ahead_are_skipped_by_name_not_held(s3: Any, bucket_prefix: str) -> None:
+    """A node can write under year=2999: such hours are named, never kept in the cursor (which
+    would grow with every one of them), while a clock a day ahead is still held back."""
+    raw = bucket(bucket_prefix, "raw")
+    soon, far = NOW + timedelta(days=1), NOW + timedelta(days=300)
+    put_object(s3, raw, soon, [reading(1, soon)], node="fast-clock")
+    put_object(s3, raw, far, [reading(2, far)], node="hostile")
+    outcome = _discovery(s3, bucket_prefix).tick(LandingCursor(), [], now=NOW)
+    assert list(outcome.cursor.held) == [f"{raw}|{soon.isoformat()}"]
+    (skipped,) = [s for s in outcome.skipped if "ahead" in s.reason]
+    assert f"year={far:%Y}/month={far:%m}/day={far:%d}/hour={far:%H}" in skipped.name
+    assert outcome.changes == []
