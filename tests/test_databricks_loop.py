@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -83,38 +84,58 @@ def _wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.fixture
+def unanswered_s3() -> Iterator[str]:
+    """An S3 endpoint that takes connections and never answers: a job reading from it waits
+    until it is canceled. Its URL."""
+    with socket.create_server(("127.0.0.1", 0)) as server:  # listens, never accepts
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
 def test_stopping_a_dagster_run_cancels_its_databricks_run(
-    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, standin: Workspace
+    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, unanswered_s3: str
 ) -> None:
     landing = LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
     put_object(s3, landing.bucket("raw"), NOW, [reading(i, NOW) for i in range(1, 11)])
+    # Dagster lists the landing objects on the real endpoint; the Databricks job downloads them
+    # from one that never answers, so it cannot finish before the cancel arrives (a 10-row job
+    # left to run can beat a Ctrl-C on a loaded machine, and end SUCCESS).
+    task_env = {**{k: os.environ[k] for k in os.environ if k.startswith("AWS_")},
+                "AWS_ENDPOINT_URL": unanswered_s3}  # fmt: skip
     home = tmp_path / "home"
     home.mkdir()
-    env = {
-        **os.environ, "DAGSTER_HOME": str(home), "DATABRICKS_HOST": standin.host,
-        "DATABRICKS_TOKEN": TOKEN, "LAKEHOUSE_ENV": "databricks",
-        "LAKEHOUSE_BUCKET_PREFIX": bucket_prefix,
-    }  # fmt: skip
     config = ("resources:\n  landing:\n    config:\n      bucket_prefix: "
               f"{bucket_prefix}\n")  # fmt: skip
     (tmp_path / "run.yaml").write_text(config)
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-f",
-         "definitions.py", "--select", "bronze/raw", "--partition", hour_key(NOW),
-         "-c", str(tmp_path / "run.yaml")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        _wait_for(lambda: any(r.state == "RUNNING" and r.process for r in standin.runs.values()),
-                  120, "the Databricks run to start")  # fmt: skip
-        proc.send_signal(signal.SIGINT)  # Ctrl-C, or the run being terminated from the UI
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    (run,) = standin.runs.values()
-    _wait_for(lambda: run.ended_at is not None, 60, "the Databricks run to end")
+    with serve(tmp_path / "workspace", TOKEN, task_env) as standin:
+        env = {
+            **os.environ, "DAGSTER_HOME": str(home), "DATABRICKS_HOST": standin.host,
+            "DATABRICKS_TOKEN": TOKEN, "LAKEHOUSE_ENV": "databricks",
+            "LAKEHOUSE_BUCKET_PREFIX": bucket_prefix,
+        }  # fmt: skip
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-f",
+             "definitions.py", "--select", "bronze/raw", "--partition", hour_key(NOW),
+             "-c", str(tmp_path / "run.yaml")],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            # Interrupt once Dagster watches the run (it has polled it): a Ctrl-C that lands
+            # while the submit's reply is still on its way cancels nothing (dagster-databricks
+            # cancels only the run it polls), and the stand-in starts the task before replying.
+            _wait_for(lambda: any(r.state == "RUNNING" and r.process
+                                  for r in standin.runs.values())
+                      and standin.calls["GET /api/2.2/jobs/runs/get"] > 0,
+                      120, "Dagster to watch the running Databricks run")  # fmt: skip
+            proc.send_signal(signal.SIGINT)  # Ctrl-C, or the run being terminated from the UI
+            output, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        (run,) = standin.runs.values()
+        _wait_for(lambda: run.ended_at is not None, 60, "the Databricks run to end")
     assert run.result == "CANCELED", output[-3000:]
-    assert run.process is not None and run.process.poll() is not None  # nothing left running
+    assert run.process is not None
+    assert run.process.returncode == -signal.SIGKILL  # killed by the cancel: nothing left
     assert proc.returncode != 0
     assert "canceling Databricks job" in output
