@@ -231,6 +231,8 @@ LONGEST_FIRST = (
     "tests/test_dagster.py::test_main_demo",  # the demo, then the browser test on it
     "tests/test_ui.py::",
     "tests/test_databricks_loop.py::",
+    "tests/test_hostile_objects.py::test_on_databricks",
+    "tests/test_databricks_job_script.py::",
 )
 
 
