@@ -49,6 +49,8 @@ def test_dashboards_benchmark_tiny(tmp_path: Path) -> None:
         assert set(run["per_query_p95_ms"]) >= {"hottest_sensors_24h", "anomalies_by_region_day"}
 
 
+# Several local Spark jobs: minutes on two busy cores (the default 300 s guards hangs).
+@pytest.mark.timeout(900)
 def test_databricks_benchmark_tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench import databricks
 

@@ -150,6 +150,8 @@ def _assert_same(
                 assert x == y, (column, x, y)
 
 
+# Several local Spark jobs: minutes on two busy cores (the default 300 s guards hangs).
+@pytest.mark.timeout(900)
 def test_databricks_path_on_local_spark_equals_duckdb(
     landing: str, standin: Workspace, tmp_path: Path, s3_env: str,
     instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch,

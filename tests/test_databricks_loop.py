@@ -42,6 +42,8 @@ def standin(tmp_path: Path, s3_env: str, postgres_dsn: str,
         yield workspace
 
 
+# Several local Spark jobs: minutes on two busy cores (the default 300 s guards hangs).
+@pytest.mark.timeout(900)
 def test_sensor_automation_and_runs_drive_the_databricks_engine_to_postgres(
     s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance,
     standin: Workspace, postgres_dsn: str,

@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from orchestration.bronze.assets import QUARANTINE_CHECK, build_bronze_asset
 from tests.conftest import bucket
@@ -197,6 +198,8 @@ def test_an_answer_about_the_object_quarantines_it_and_the_rest_of_the_hour_load
     assert rows == [("late", 4), ("steady", 4)]
 
 
+# Several local Spark jobs: minutes on two busy cores (the default 300 s guards hangs).
+@pytest.mark.timeout(900)
 def test_on_databricks_bad_objects_quarantine_and_a_dropped_read_is_retried_without_loss(
     s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: dg.DagsterInstance,
     monkeypatch: Any,
