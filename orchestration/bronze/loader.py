@@ -289,7 +289,7 @@ class _Load:
                 continue
             footer = read_footer(staged.path)
             if footer is None:  # unreadable: reading it alone names the error
-                self._load_one(staged)
+                self._load_one(staged, None)
             elif footer.rows != staged.sidecar.row_count:
                 self.result.quarantined.append(
                     row_count_mismatch(staged.obj, footer.rows, staged.sidecar)
@@ -299,24 +299,23 @@ class _Load:
         common = None
         if bulk_scan and whole:
             common = Counter(f.signature for _, f in whole).most_common(1)[0][0]
-        scanned = [(s, f.rows) for s, f in whole if f.signature == common]
+        scanned = [(s, f) for s, f in whole if f.signature == common]
         if scanned and not self._scan(scanned):
             scanned = []
         in_scan = {id(s) for s, _ in scanned}
-        for staged, _ in whole:
+        for staged, footer in whole:
             if id(staged) not in in_scan:
-                self._load_one(staged)
+                self._load_one(staged, footer)
 
     def _column_problem(self, schema: pa.Schema) -> str | None:
         """Why these columns cannot join the table as it is now (it evolves within a load)."""
         existing = [*(self.current.names if self.current is not None else []), *RESERVED_COLUMNS]
         return column_problem(schema, existing, self.limits)
 
-    def _scan(self, scanned: list[tuple[StagedObject, int]]) -> bool:
+    def _scan(self, scanned: list[tuple[StagedObject, Footer]]) -> bool:
         """One DuckDB scan over objects of one schema; False if that schema cannot be taken."""
         staged = [s for s, _ in scanned]
-        footer = read_footer(staged[0].path)  # every object here has this footer's columns
-        if footer is None or self._column_problem(footer.schema) is not None:
+        if self._column_problem(scanned[0][1].schema) is not None:  # one schema: all alike
             return False  # object by object, where each is quarantined with the reason
         shape = empty_table(self.conn, staged[0].path)
         if RESERVED_COLUMNS & set(shape.column_names):
@@ -340,14 +339,15 @@ class _Load:
         )
         columns = [f.name for f in reconciled.schema if f.name in shape.column_names]
         insert_scan(self.conn, self.table, columns, lineage, self.ingested_at)
-        for s, n in scanned:
-            self._loaded(s, n, shape.schema)
+        for s, f in scanned:
+            self._loaded(s, f.rows, shape.schema)
             self.result.objects_bulk_loaded += 1
         return True
 
-    def _load_one(self, staged: StagedObject) -> None:
-        """Read, check and reconcile one object; its rows join the next Arrow insert."""
-        footer = read_footer(staged.path)  # names first: a table cannot hold duplicates
+    def _load_one(self, staged: StagedObject, footer: Footer | None) -> None:
+        """Read, check and reconcile one object (`footer`: its footer, None if unreadable);
+        its rows join the next Arrow insert."""
+        # Names first: a table cannot hold duplicate columns.
         problem = None if footer is None else self._column_problem(footer.schema)
         if problem is not None:
             self.result.quarantined.append(QuarantinedObject(staged.obj, problem))

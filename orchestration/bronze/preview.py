@@ -20,7 +20,12 @@ import pyarrow.parquet as pq
 
 from orchestration.bronze.admission import LandingLimits, column_problem
 from orchestration.bronze.loader import RESERVED_COLUMNS
-from orchestration.bronze.objects import QuarantinedObject, stage, staged_footer_problem
+from orchestration.bronze.objects import (
+    QuarantinedObject,
+    stage,
+    staged_footer_problem,
+    unreadable_parquet,
+)
 from orchestration.bronze.schema import RESCUED_COLUMN
 from orchestration.landing.objects import (
     LandingObject,
@@ -186,6 +191,7 @@ def preview(
             incomplete += len(listing.incomplete)
     sample = [obj for _, obj in listed[:: max(1, len(listed) // max(1, sample_size))]][:sample_size]
     tables, sampled_rows, quarantined = [], 0, {}
+    existing = [*(current.names if current else []), *RESERVED_COLUMNS]
     with tempfile.TemporaryDirectory(prefix="lakehouse-preview-") as folder:
         for index, obj in enumerate(sample):
             staged = stage(client, obj, Path(folder) / f"{index}.parquet", limits)
@@ -197,14 +203,13 @@ def preview(
                 quarantined[obj.uri] = problem
                 continue
             try:
-                existing = [*(current.names if current else []), *RESERVED_COLUMNS]
                 problem = column_problem(pq.read_schema(staged.path), existing, limits)
                 if problem is not None:
                     quarantined[obj.uri] = problem
                     continue
                 tables.append(pq.read_table(staged.path))
             except (pa.ArrowInvalid, OSError) as exc:
-                quarantined[obj.uri] = f"unreadable Parquet: {str(exc).splitlines()[0][:200]}"
+                quarantined[obj.uri] = unreadable_parquet(obj, exc).reason
                 continue
             sampled_rows += staged.sidecar.row_count
     columns: dict[str, list[str]] = {}  # objects may disagree: every type seen, in order
