@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import tempfile
@@ -95,18 +94,25 @@ def api_calls(workdir: Path, silver_path: Path) -> dict[str, Any]:
     """Databricks API calls for one hourly run and one 70-hour backfill (one job run each)."""
     import dagster as dg
 
-    from orchestration.databricks import assets
-    from orchestration.databricks.standin.server import serve
+    from orchestration.databricks.engine import DatabricksEngine
     from orchestration.databricks.workspace import Databricks
+    from orchestration.engine import engine_fields
+    from orchestration.environment import build_environment
+    from orchestration.gold.assets import build_hourly_gold
+    from orchestration.settings import environment_settings
+    from orchestration.transforms.gold import GOLD_TABLES
+    from tests.databricks_standin.server import serve
 
-    os.environ.setdefault("LAKEHOUSE_ENV", "databricks")
-    gold = assets.gold_assets[0]
+    settings = environment_settings("databricks")
+    env = build_environment(settings, partitions_start=START.strftime("%Y-%m-%d-%H:00"))
+    gold = build_hourly_gold(GOLD_TABLES[0], env)
     out: dict[str, Any] = {}
     with serve(workdir / "standin", TOKEN) as workspace:
         table = workspace.tables / "lakehouse" / "prod" / "silver_sensor_readings"
         shutil.copytree(silver_path, table)
         resource = Databricks(host=workspace.host, token=TOKEN, poll_interval_seconds=1,
-                              message_interval_seconds=1)  # fmt: skip
+                              message_interval_seconds=1, environment=settings.name)  # fmt: skip
+        engine = DatabricksEngine(databricks=resource, **engine_fields(settings))
         with dg.instance_for_test() as instance:
             for label, hours in (("hourly_run", 1), ("backfill_70h", 70)):
                 workspace.calls.clear()
@@ -116,7 +122,7 @@ def api_calls(workdir: Path, silver_path: Path) -> dict[str, Any]:
                     "dagster/asset_partition_range_end": last.strftime("%Y-%m-%d-%H:%M"),
                 }
                 runs_before = len(workspace.runs)
-                dg.materialize([gold], resources={"databricks": resource}, instance=instance,
+                dg.materialize([gold], resources={"engine": engine}, instance=instance,
                                tags=tags)  # fmt: skip
                 out[label] = {
                     "hours": hours,

@@ -34,12 +34,19 @@ import duckdb
 from bench.edge_upload import CACHE, database, fresh_copy, remove_database
 from bench.services import moto_s3_server, s3_env
 from edge_agent.contract import partition_hour
+from orchestration.bronze.admission import LandingLimits
 from orchestration.bronze.assets import build_bronze_asset
 from orchestration.bronze.discovery import LandingCursor, LandingDiscovery
 from orchestration.bronze.loader import load_bronze
+from orchestration.bronze.request import bronze_request
 from orchestration.bronze.targets import PartitionTarget
+from orchestration.engine import engine_fields
+from orchestration.engines.duckdb_engine import DuckDBEngine
+from orchestration.environment import build_environment
+from orchestration.lakebase.postgres import Lakebase
 from orchestration.landing.objects import hour_of_key
 from orchestration.resources import LandingZone
+from orchestration.settings import environment_settings
 from orchestration.warehouse import Warehouse
 
 BUCKET = "edge-databricks-raw-us-east-1"
@@ -74,10 +81,11 @@ def bronze_load(endpoint: str, hours: list[str], workdir: Path) -> tuple[float, 
     ]  # fmt: skip
     with warehouse.connect() as conn:
         started = time.perf_counter()
-        load = load_bronze(
-            conn, client=landing.client(), table="bronze_raw", targets=targets,
-            mode="addNewColumns", run_id="bench", max_files=1_000_000,
+        request = bronze_request(
+            scenario="raw", client=landing.client(), targets=targets, mode="addNewColumns",
+            run_id="bench", limits=LandingLimits(), max_files=1_000_000, incomplete_before=None,
         )  # fmt: skip
+        load = load_bronze(conn, request)
         seconds = time.perf_counter() - started
     return seconds, load.rows
 
@@ -87,12 +95,17 @@ def bronze_materialize(endpoint: str, hours: list[str], workdir: Path) -> tuple[
     path.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as home, dg.instance_for_test(temp_dir=home) as instance:
         started = time.perf_counter()
+        warehouse = Warehouse(database_path=str(path))
+        env = build_environment(environment_settings("dev"), partitions_start=hours[0])
         result = dg.materialize(
-            [build_bronze_asset("raw")],
+            [build_bronze_asset("raw", env)],
             instance=instance,
             resources={
                 "landing": LandingZone(endpoint_url=endpoint),
-                "warehouse": Warehouse(database_path=str(path)),
+                "warehouse": warehouse,
+                "engine": DuckDBEngine(
+                    warehouse=warehouse, lakebase=Lakebase(), **engine_fields(env.settings)
+                ),
             },
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             tags={

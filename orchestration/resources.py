@@ -18,9 +18,10 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
 )
+from pydantic import Field
 
 from edge_agent.contract import SCENARIOS, landing_bucket_for
-from orchestration.settings import environment_settings
+from orchestration.settings import EnvironmentSettings
 
 
 class LandingUnreachableError(dg.Failure):
@@ -62,16 +63,21 @@ class LandingZone(dg.ConfigurableResource):
 
     bucket_prefix: str = "edge"
     endpoint_url: str | None = None  # S3-compatible endpoint; AWS_ENDPOINT_URL when unset
+    lakehouse_region: str = Field(
+        default="us-east-1", description="region of the scenario buckets (environments.yaml)"
+    )
+    regional_regions: list[str] = Field(
+        default=["us-east-1", "eu-west-1"],
+        description="regions with a regional bucket (environments.yaml)",
+    )
 
-    @property
-    def lakehouse_region(self) -> str:
-        """Region of the scenario buckets (the environment's, environments.yaml)."""
-        return environment_settings().lakehouse_region
-
-    @property
-    def regional_regions(self) -> tuple[str, ...]:
-        """Regions with a regional bucket (the environment's, environments.yaml)."""
-        return environment_settings().regional_regions
+    @classmethod
+    def for_environment(cls, settings: EnvironmentSettings, **fields: Any) -> LandingZone:
+        return cls(
+            lakehouse_region=settings.lakehouse_region,
+            regional_regions=list(settings.regional_regions),
+            **fields,
+        )
 
     def resolved_endpoint(self) -> str | None:
         return (

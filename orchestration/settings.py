@@ -135,9 +135,12 @@ class EnvironmentSettings(BaseModel):
     fleet_interval_seconds: int = Field(default=60, ge=10)
     # First hourly partition: near the data, so the UI's fill rates and "missing" backfill
     # presets mean something (older hours cannot be loaded; move it back to load history).
-    partitions_start: str = Field(
-        default="2026-10-01-00:00", pattern=r"^\d{4}-\d{2}-\d{2}-\d{2}:00$"
-    )
+    # Unset (local environments): `history_days` before this installation first built its
+    # definitions, recorded in DAGSTER_HOME.
+    partitions_start: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}-\d{2}:00$")
+    history_days: int = Field(default=14, ge=0)  # room for a node offline two weeks
+    # The simulated fleet (its asset, job and sensor) exists only where one is simulated.
+    simulated_fleet: bool = False
 
     @field_validator("regional_regions")
     @classmethod
@@ -205,8 +208,8 @@ def environment_settings(name: str | None = None) -> EnvironmentSettings:
     chosen = name or os.environ.get(ENVIRONMENT_VARIABLE) or "dev"
     environments = load_environments()
     if chosen not in environments:
+        named = f"environment {chosen!r}" if name else f"{ENVIRONMENT_VARIABLE}={chosen!r}"
         raise ConfigurationError(
-            f"{ENVIRONMENT_VARIABLE}={chosen!r} is not one of {', '.join(environments)} "
-            f"(defined in {ENVIRONMENTS_FILE.name})"
+            f"{named} is not one of {', '.join(environments)} (defined in {ENVIRONMENTS_FILE.name})"
         )
     return environments[chosen]

@@ -43,9 +43,12 @@ class Warehouse(DuckDBResource):
         default=None, description="The warehouse file; $DAGSTER_HOME/warehouse_<env>.duckdb"
     )
     lock_timeout_seconds: float = Field(default=120.0, gt=0)
+    environment: str = Field(
+        default="dev", description="the environment whose catalog and schema the file holds"
+    )
 
     def settings(self) -> EnvironmentSettings:
-        return environment_settings()  # LAKEHOUSE_ENV selects it, for every resource alike
+        return environment_settings(self.environment)
 
     def path(self) -> Path:
         if self.database_path:

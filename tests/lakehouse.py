@@ -19,11 +19,38 @@ from edge_agent.contract import (
     data_object_key,
     sidecar_key,
 )
+from orchestration.engine import engine_fields
+from orchestration.engines.duckdb_engine import DuckDBEngine
+from orchestration.environment import Environment, build_environment
+from orchestration.lakebase.postgres import Lakebase
 from orchestration.landing.objects import hour_key as hour_key  # the tests' partition keys
 from orchestration.resources import LandingZone
+from orchestration.settings import environment_settings
 from orchestration.warehouse import Warehouse
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+# Tests' partitions start a month back, whatever day they run (an installation's start is in
+# DAGSTER_HOME; tests build their assets without one).
+FIRST_HOUR = (NOW - timedelta(days=30)).strftime("%Y-%m-%d-00:00")
+
+
+def environment(name: str = "dev") -> Environment:
+    """One environment's graph inputs, as `build_definitions` resolves them."""
+    return build_environment(environment_settings(name), partitions_start=FIRST_HOUR)
+
+
+DEV = environment("dev")
+
+
+def duckdb_engine(warehouse: Warehouse, lakebase: Lakebase | None = None) -> DuckDBEngine:
+    """The DuckDB engine over `warehouse` (and `lakebase`, for synced tables)."""
+    fields = engine_fields(warehouse.settings())
+    return DuckDBEngine(warehouse=warehouse, lakebase=lakebase or Lakebase(), **fields)
+
+
+def engine_resources(warehouse: Warehouse, lakebase: Lakebase | None = None) -> dict[str, Any]:
+    """What silver, gold and synced tables need on the DuckDB engine."""
+    return {"warehouse": warehouse, "engine": duckdb_engine(warehouse, lakebase)}
 
 
 def reading(i: int, hour: datetime, **overrides: Any) -> dict[str, Any]:
@@ -82,9 +109,10 @@ def put_object(
 
 
 def resources(prefix: str, endpoint: str, warehouse_path: Path) -> dict[str, Any]:
+    warehouse = Warehouse(database_path=str(warehouse_path))
     return {
         "landing": LandingZone(bucket_prefix=prefix, endpoint_url=endpoint),
-        "warehouse": Warehouse(database_path=str(warehouse_path)),
+        **engine_resources(warehouse),
     }
 
 
@@ -112,3 +140,12 @@ def warehouse_rows(path: Path, sql: str, schema: str = "dev") -> list[tuple[Any,
         conn.execute(f"ATTACH '{path}' AS lakehouse (READ_ONLY)")
         conn.execute(f"USE lakehouse.{schema}")
         return conn.execute(sql).fetchall()
+
+
+def databricks_resources(databricks: Any, landing: LandingZone) -> dict[str, Any]:
+    """The Databricks engine over the workspace resource `databricks` (its environment's)."""
+    from orchestration.databricks.engine import DatabricksEngine
+
+    settings = environment_settings(databricks.environment)
+    engine = DatabricksEngine(databricks=databricks, **engine_fields(settings))
+    return {"landing": landing, "databricks": databricks, "engine": engine}

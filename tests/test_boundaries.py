@@ -5,7 +5,8 @@
   simulated fleet (`orchestration/fleet`, `orchestration/demo`) may use agent internals.
 - Serving (`orchestration.lakebase`) never imports reporting (`orchestration.reports`).
 - No import cycles between the project's modules.
-- The Databricks job stands alone; the REST stand-in is for tests and benchmarks only.
+- The Databricks job stands alone; test doubles (the REST stand-in) live under tests/ only.
+- Assets are defined once: no asset, check, sensor or schedule under the Databricks package.
 """
 
 from __future__ import annotations
@@ -130,11 +131,32 @@ def test_the_databricks_job_stands_alone() -> None:
             assert not bad, f"{module} imports {sorted(bad)}"
 
 
-def test_the_engine_stand_in_is_used_by_tests_and_benchmarks_only() -> None:
+def test_the_product_never_imports_test_doubles() -> None:
+    """The Databricks stand-in and every other double live under tests/, outside the wheel."""
     for module, imports in _all_imports().items():
-        if module.startswith("orchestration") and not module.startswith(
-            "orchestration.databricks.standin"
-        ):
-            assert not any(i.startswith("orchestration.databricks.standin") for i in imports), (
-                module
-            )
+        doubles = {i for i in imports if i.split(".")[0] == "tests"}
+        assert not doubles, f"{module} imports {sorted(doubles)}"
+    assert not list((ROOT / "orchestration").rglob("*standin*"))
+
+
+def _decorators(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                found.add(ast.unparse(target))
+    return found
+
+
+def test_assets_are_defined_once_not_per_engine() -> None:
+    """Each asset has one definition; an engine's package holds what the engine does (the
+    engine resource, its job, its API calls), never an asset, check or sensor of its own."""
+    for path in (ROOT / "orchestration" / "databricks").rglob("*.py"):
+        defining = {
+            d for d in _decorators(path)
+            if d.rpartition(".")[2] in ("asset", "multi_asset", "asset_check", "sensor", "schedule")
+        }  # fmt: skip
+        assert not defining, f"{path.relative_to(ROOT)} defines {sorted(defining)}"
+    probe = ROOT / "orchestration" / "silver" / "assets.py"
+    assert "dg.asset" in _decorators(probe)  # the checker sees a decorator where there is one

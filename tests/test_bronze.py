@@ -15,7 +15,9 @@ from orchestration.bronze import bookkeeping, loader
 from orchestration.bronze.assets import QUARANTINE_CHECK, build_bronze_asset
 from tests.conftest import OTHER_REGION, bucket
 from tests.lakehouse import (
+    DEV,
     NOW,
+    engine_resources,
     hour_key,
     materialize,
     put_object,
@@ -24,7 +26,7 @@ from tests.lakehouse import (
     warehouse_rows,
 )
 
-bronze_raw = build_bronze_asset("raw")
+bronze_raw = build_bronze_asset("raw", DEV)
 
 
 @pytest.fixture
@@ -197,7 +199,7 @@ def test_regional_partitions_by_hour_and_region(
     us = bucket(bucket_prefix, "regional")
     put_object(s3, eu, NOW, [reading(i, NOW) for i in range(1, 4)], region=OTHER_REGION)
     put_object(s3, us, NOW, [reading(i, NOW) for i in range(1, 6)])
-    regional = build_bronze_asset("regional")
+    regional = build_bronze_asset("regional", DEV)
     res = resources(bucket_prefix, s3_env, warehouse_path)
     for region in (OTHER_REGION, "us-east-1"):
         key = str(dg.MultiPartitionKey({"hour": hour_key(NOW), "region": region}))
@@ -247,8 +249,10 @@ def test_loads_larger_than_a_duckdb_row_group_persist_on_every_path(
     """DuckDB 1.5.5 drops large inserts into a table created in the same transaction by
     `CREATE TABLE AS SELECT ... LIMIT 0`; every layer must keep rows beyond 122,880."""
     from orchestration.gold.assets import build_hourly_gold
-    from orchestration.silver.assets import silver_sensor_readings
+    from orchestration.silver.assets import silver_asset
     from orchestration.transforms.gold import GOLD_TABLES
+
+    silver_sensor_readings = silver_asset(DEV)
 
     raw = bucket(bucket_prefix, "raw")
 
@@ -269,12 +273,12 @@ def test_loads_larger_than_a_duckdb_row_group_persist_on_every_path(
     metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
     assert metadata["run_objects_bulk_loaded"].value == 1
     assert warehouse_rows(warehouse_path, "SELECT count(*) FROM bronze_raw") == [(160_000,)]
-    warehouse = {"warehouse": res["warehouse"]}
+    warehouse = engine_resources(res["warehouse"])
     materialize(silver_sensor_readings, hour_key(NOW), warehouse, instance)
     assert warehouse_rows(warehouse_path, "SELECT count(*) FROM silver_sensor_readings") == [
         (160_000,)
     ]
-    materialize(build_hourly_gold(GOLD_TABLES[0]), hour_key(NOW), warehouse, instance)
+    materialize(build_hourly_gold(GOLD_TABLES[0], DEV), hour_key(NOW), warehouse, instance)
     assert warehouse_rows(warehouse_path, "SELECT readings FROM gold_sensor_hourly_stats") == [
         (160_000,)
     ]

@@ -12,11 +12,13 @@ import dagster as dg
 import pytest
 
 from orchestration.bronze.assets import build_bronze_asset
+from orchestration.engines.duckdb_engine import DuckDBEngine
+from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.workload import WorkloadError, load_workload
 from orchestration.resources import LandingZone
 from orchestration.settings import ConfigurationError, load_environments
 from orchestration.warehouse import Warehouse
-from tests.lakehouse import NOW, hour_key
+from tests.lakehouse import DEV, NOW, hour_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,16 +83,20 @@ def test_a_malformed_workload_names_file_and_field_in_one_line(tmp_path: Path) -
 
 
 def test_a_configuration_error_in_a_run_fails_once_and_is_not_retried(
-    tmp_path: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    """bronze has a retry policy (for S3 and lock hiccups); a bad environment is not one."""
-    monkeypatch.setenv("LAKEHOUSE_ENV", "qa")  # after the definitions loaded, as on a worker
+    """bronze has a retry policy (for S3 and lock hiccups); a bad environment is not one (here
+    an engine configured, by hand, for an environment environments.yaml does not have)."""
+    warehouse = Warehouse(database_path=str(tmp_path / "w.duckdb"))
+    engine = DuckDBEngine(warehouse=warehouse, lakebase=Lakebase(), environment="qa",
+                          catalog="lakehouse", schema_name="qa", regions=["us-east-1"])  # fmt: skip
     result = dg.materialize(
-        [build_bronze_asset("raw")],
+        [build_bronze_asset("raw", DEV)],
         partition_key=hour_key(NOW),
         resources={
             "landing": LandingZone(bucket_prefix="cfg"),
-            "warehouse": Warehouse(database_path=str(tmp_path / "w.duckdb")),
+            "warehouse": warehouse,
+            "engine": engine,
         },
         instance=instance,
         raise_on_error=False,
@@ -100,18 +106,18 @@ def test_a_configuration_error_in_a_run_fails_once_and_is_not_retried(
     assert not [e for e in events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     failure = result.get_step_failure_events()[0].step_failure_data
     assert failure.error is not None
-    assert "LAKEHOUSE_ENV='qa' is not one of dev, staging, prod" in failure.error.message
+    assert "environment 'qa' is not one of dev, staging, prod" in failure.error.message
 
 
 def test_regions_have_one_owner_the_environment() -> None:
     """Regional partitions, the landing buckets and the sensors' regions are the same list."""
-    from orchestration.partitions import regional_partitions
     from orchestration.settings import environment_settings
 
-    regions = environment_settings().regional_regions
+    settings = environment_settings("dev")
+    regions = settings.regional_regions
     region_dimension = next(
-        d for d in regional_partitions.partitions_defs if d.name == "region"
+        d for d in DEV.regional.partitions_defs if d.name == "region"
     ).partitions_def
     assert tuple(region_dimension.get_partition_keys()) == regions
-    landing = LandingZone(bucket_prefix="own")
+    landing = LandingZone.for_environment(settings, bucket_prefix="own")
     assert landing.buckets()["regional"] == [landing.bucket("regional", r) for r in regions]

@@ -23,18 +23,28 @@ import polars as pl
 import pytest
 
 from orchestration.bronze.assets import build_bronze_asset
-from orchestration.databricks import assets as databricks_assets
-from orchestration.databricks.standin.server import Workspace, serve
 from orchestration.databricks.workspace import Databricks
 from orchestration.gold.assets import build_hourly_gold
 from orchestration.reports.assets import pipeline_cost
 from orchestration.resources import LandingZone
-from orchestration.silver.assets import silver_sensor_readings
+from orchestration.silver.assets import silver_asset
 from orchestration.transforms.gold import GOLD_TABLES
+from orchestration.warehouse import Warehouse
 from tests.conftest import bucket
-from tests.lakehouse import NOW, hour_key, put_object, reading, resources
+from tests.databricks_standin.server import Workspace, serve
+from tests.lakehouse import (
+    DEV,
+    NOW,
+    databricks_resources,
+    environment,
+    hour_key,
+    put_object,
+    reading,
+    resources,
+)
 
 TOKEN = "standin-token-0123456789"  # the stand-in's own, for this test only
+DATABRICKS = environment("databricks")
 EARLIER = NOW - timedelta(hours=1)
 
 
@@ -81,10 +91,10 @@ def standin(tmp_path: Path, s3_env: str) -> Iterator[Workspace]:
         yield workspace
 
 
-def fast_polling(workspace: Workspace) -> Databricks:
+def fast_polling(workspace: Workspace, environment: str = "databricks") -> Databricks:
     """The resource against the stand-in, polling runs and messages every half second."""
     return Databricks(host=workspace.host, token=TOKEN, message_interval_seconds=0.5,
-                      poll_interval_seconds=0.5)  # fmt: skip
+                      poll_interval_seconds=0.5, environment=environment)  # fmt: skip
 
 
 def _range_tags(first: str, last: str) -> dict[str, str]:
@@ -159,23 +169,19 @@ def test_databricks_path_on_local_spark_equals_duckdb(
     # DuckDB engine (environment dev).
     res = resources(landing, s3_env, tmp_path / "warehouse.duckdb")
     duck_bronze = _run(
-        [build_bronze_asset("raw"), build_bronze_asset("schematized")], res, instance
+        [build_bronze_asset("raw", DEV), build_bronze_asset("schematized", DEV)], res, instance
     )
-    duck_silver = _run([silver_sensor_readings], res, instance)
-    _run([build_hourly_gold(g) for g in GOLD_TABLES], res, instance)
+    duck_silver = _run([silver_asset(DEV)], res, instance)
+    _run([build_hourly_gold(g, DEV) for g in GOLD_TABLES], res, instance)
 
-    # Databricks engine (environment databricks) through the stand-in.
-    monkeypatch.setenv("LAKEHOUSE_ENV", "databricks")
-    db_res = {
-        "landing": res["landing"],
-        "databricks": fast_polling(standin),
-    }  # fmt: skip
-    bronze = [a for a in databricks_assets.bronze_assets
-              if a.key.path[-1] in ("raw", "schematized")]  # fmt: skip
+    # Databricks engine (environment databricks) through the stand-in: the same definitions.
+    db_res = databricks_resources(fast_polling(standin), res["landing"])
+    bronze = [build_bronze_asset(s, DATABRICKS) for s in ("raw", "schematized")]
     bronze_result = _run(bronze, db_res, instance)
-    spark_silver = _run([databricks_assets.silver_sensor_readings], db_res, instance)
-    _run(databricks_assets.gold_assets[: len(GOLD_TABLES)], db_res, instance)
-    cost = dg.materialize([pipeline_cost], resources={**db_res, "warehouse": res["warehouse"]},
+    spark_silver = _run([silver_asset(DATABRICKS)], db_res, instance)
+    _run([build_hourly_gold(g, DATABRICKS) for g in GOLD_TABLES], db_res, instance)
+    warehouse = Warehouse(database_path=str(tmp_path / "cost.duckdb"), environment="databricks")
+    cost = dg.materialize([pipeline_cost], resources={**db_res, "warehouse": warehouse},
                           instance=instance)  # fmt: skip
 
     # One Databricks job run per asset per Dagster run, whatever the number of hours.
@@ -225,12 +231,11 @@ def test_classic_job_clusters_exchange_pipes_messages_through_dbfs(
     landing: str, standin: Workspace, s3_env: str, instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    monkeypatch.setenv("LAKEHOUSE_ENV", "databricks-classic")
-    res = {
-        "landing": LandingZone(bucket_prefix=landing, endpoint_url=s3_env),
-        "databricks": fast_polling(standin),
-    }  # fmt: skip
-    bronze = next(a for a in databricks_assets.bronze_assets if a.key.path[-1] == "raw")
+    res = databricks_resources(
+        fast_polling(standin, "databricks-classic"),
+        LandingZone(bucket_prefix=landing, endpoint_url=s3_env),
+    )
+    bronze = build_bronze_asset("raw", environment("databricks-classic"))
     result = dg.materialize([bronze], resources=res, instance=instance, partition_key=hour_key(NOW))
     (run,) = standin.runs.values()
     assert run.result == "SUCCESS"
@@ -249,17 +254,15 @@ def test_expect_or_fail_blocks_the_databricks_silver_write(
     s3: Any, bucket_prefix: str, standin: Workspace, s3_env: str,
     instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    monkeypatch.setenv("LAKEHOUSE_ENV", "databricks")
     rows = [reading(i, NOW) for i in range(1, 11)]
     rows[3]["sensor_id"] = None  # expect_or_fail: sensor_id_present
     put_object(s3, bucket(bucket_prefix, "raw"), NOW, rows)
-    res = {
-        "landing": LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env),
-        "databricks": fast_polling(standin),
-    }  # fmt: skip
-    bronze = next(a for a in databricks_assets.bronze_assets if a.key.path[-1] == "raw")
+    res = databricks_resources(
+        fast_polling(standin), LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
+    )
+    bronze = build_bronze_asset("raw", DATABRICKS)
     dg.materialize([bronze], resources=res, instance=instance, partition_key=hour_key(NOW))
-    result = dg.materialize([databricks_assets.silver_sensor_readings], resources=res,
+    result = dg.materialize([silver_asset(DATABRICKS)], resources=res,
                             instance=instance, partition_key=hour_key(NOW),
                             raise_on_error=False)  # fmt: skip
     assert not result.success

@@ -14,13 +14,13 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from orchestration.databricks import assets as databricks_assets
-from orchestration.databricks.standin.server import Workspace, serve
+from orchestration.bronze.assets import build_bronze_asset
 from orchestration.databricks.workspace import JOB_SCRIPT, Databricks, job_script_path
 from orchestration.resources import LandingZone
 from orchestration.settings import environment_settings
 from tests.conftest import bucket
-from tests.lakehouse import NOW, hour_key, put_object, reading
+from tests.databricks_standin.server import Workspace, serve
+from tests.lakehouse import NOW, databricks_resources, environment, hour_key, put_object, reading
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "standin-script-token"  # the stand-in's own, for this test only
@@ -34,7 +34,6 @@ def _locked_version(package: str) -> str:
 
 @pytest.fixture
 def standin(tmp_path: Path, s3_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    monkeypatch.setenv("LAKEHOUSE_ENV", "databricks")
     task_env = {k: os.environ[k] for k in os.environ if k.startswith("AWS_")}
     with serve(tmp_path / "workspace", TOKEN, task_env) as workspace:
         yield workspace
@@ -44,17 +43,17 @@ def test_a_tampered_job_script_is_replaced_and_the_environment_is_pinned(
     s3: Any, bucket_prefix: str, s3_env: str, standin: Workspace, instance: dg.DagsterInstance
 ) -> None:
     put_object(s3, bucket(bucket_prefix, "raw"), NOW, [reading(i, NOW) for i in range(1, 6)])
-    volume = environment_settings().databricks.volume  # type: ignore[union-attr]
+    volume = environment_settings("databricks").databricks.volume  # type: ignore[union-attr]
     remote = standin.local(job_script_path(volume))
     remote.parent.mkdir(parents=True, exist_ok=True)
     # Someone with write access to the Volume swapped the code under the expected name.
     remote.write_text('raise SystemExit("tampered job script ran")\n')
-    res = {
-        "landing": LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env),
-        "databricks": Databricks(host=standin.host, token=TOKEN, message_interval_seconds=0.5,
-                                 poll_interval_seconds=0.5),
-    }  # fmt: skip
-    bronze = next(a for a in databricks_assets.bronze_assets if a.key.path[-1] == "raw")
+    res = databricks_resources(
+        Databricks(host=standin.host, token=TOKEN, message_interval_seconds=0.5,
+                   poll_interval_seconds=0.5),
+        LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env),
+    )  # fmt: skip
+    bronze = build_bronze_asset("raw", environment("databricks"))
 
     dg.materialize([bronze], resources=res, instance=instance, partition_key=hour_key(NOW))
 
@@ -62,8 +61,8 @@ def test_a_tampered_job_script_is_replaced_and_the_environment_is_pinned(
     assert run.result == "SUCCESS", run.message  # the project's code ran, not the swapped one
     assert remote.read_bytes() == JOB_SCRIPT.read_bytes()  # replaced before the run
     assert run.task["spark_python_task"]["python_file"] == job_script_path(volume)
-    (environment,) = run.environments
-    dependencies = environment["spec"]["dependencies"]
+    (job_environment,) = run.environments
+    dependencies = job_environment["spec"]["dependencies"]
     assert f"boto3=={_locked_version('boto3')}" in dependencies
     assert f"dagster-pipes=={_locked_version('dagster-pipes')}" in dependencies
     assert all("==" in d for d in dependencies), dependencies  # nothing floats between runs

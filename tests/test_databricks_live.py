@@ -19,11 +19,15 @@ import boto3
 import dagster as dg
 import pytest
 
-from orchestration.databricks import assets
-from orchestration.databricks.serving import unity_catalog
+from orchestration.bronze.assets import build_bronze_asset
+from orchestration.catalog.assets import unity_catalog_asset
 from orchestration.databricks.workspace import databricks_resource
+from orchestration.gold.assets import build_hourly_gold
 from orchestration.resources import LandingZone
-from tests.lakehouse import NOW, hour_key, put_object, reading
+from orchestration.settings import environment_settings
+from orchestration.silver.assets import silver_asset
+from orchestration.transforms.gold import GOLD_TABLES
+from tests.lakehouse import NOW, databricks_resources, environment, hour_key, put_object, reading
 
 pytestmark = [
     pytest.mark.live,
@@ -38,20 +42,21 @@ pytestmark = [
 ]
 
 
-def test_one_hour_end_to_end_on_a_real_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LAKEHOUSE_ENV", "databricks")
+def test_one_hour_end_to_end_on_a_real_workspace() -> None:
+    env = environment("databricks")
     landing = LandingZone(bucket_prefix=os.environ["LAKEHOUSE_LIVE_BUCKET_PREFIX"])
     s3: Any = boto3.client("s3", region_name=landing.lakehouse_region)
     rows = [reading(i, NOW) for i in range(1, 101)]
     put_object(s3, landing.bucket("raw"), NOW, rows, node="live-test")
-    resources = {"landing": landing, "databricks": databricks_resource()}
+    databricks = databricks_resource(environment_settings("databricks"))
+    resources = databricks_resources(databricks, landing)
+    gold_asset = build_hourly_gold(GOLD_TABLES[0], env)
     with dg.instance_for_test() as instance:
-        dg.materialize([unity_catalog], resources=resources, instance=instance)
-        bronze = next(a for a in assets.bronze_assets if a.key.path[-1] == "raw")
-        for step in ([bronze], [assets.silver_sensor_readings], assets.gold_assets[:1]):
-            result = dg.materialize(step, resources=resources, instance=instance,
+        dg.materialize([unity_catalog_asset(env)], resources=resources, instance=instance)
+        for step in (build_bronze_asset("raw", env), silver_asset(env), gold_asset):
+            result = dg.materialize([step], resources=resources, instance=instance,
                                     partition_key=hour_key(NOW))  # fmt: skip
             assert result.success
-        gold = result.asset_materializations_for_node(assets.gold_assets[0].op.name)[0]
+        gold = result.asset_materializations_for_node(gold_asset.op.name)[0]
         assert gold.metadata["dagster/row_count"].value > 0
         assert gold.metadata["databricks_run_url"].value.startswith("https://")

@@ -21,12 +21,12 @@ import polars as pl
 import psycopg
 import pytest
 
-from orchestration.databricks.standin.server import Workspace, serve
 from orchestration.databricks.workspace import Databricks
 from orchestration.defs import build_definitions
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
 from tests.daemon import DaemonLoop
+from tests.databricks_standin.server import Workspace, serve
 from tests.lakehouse import NOW, hour_key, put_object, reading
 
 TOKEN = "standin-loop-token"  # the stand-in's own, for this test only

@@ -18,21 +18,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from orchestration.catalog.assets import unity_catalog_asset
 from orchestration.databricks.lakebase_api import CREDENTIALS
-from orchestration.databricks.serving import build_synced_table, unity_catalog
-from orchestration.databricks.standin.server import Workspace, serve
 from orchestration.databricks.workspace import Databricks
+from orchestration.lakebase.assets import build_synced_table
 from orchestration.lakebase.workload import load_workload
 from orchestration.resources import LandingZone
+from tests.databricks_standin.server import Workspace, serve
+from tests.lakehouse import databricks_resources, environment
 
 TOKEN = "standin-serving-token"  # the stand-in's own, for this test only
+DATABRICKS = environment("databricks")
+unity_catalog = unity_catalog_asset(DATABRICKS)
 
 
 @pytest.fixture
 def standin(
     tmp_path: Path, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Workspace]:
-    monkeypatch.setenv("LAKEHOUSE_ENV", "databricks")
     with serve(tmp_path / "workspace", TOKEN, postgres_dsn=postgres_dsn) as workspace:
         yield workspace
 
@@ -54,7 +57,8 @@ def _gold(workspace: Workspace, rows: int) -> None:
 
 
 def _resources(workspace: Workspace) -> dict[str, Any]:
-    return {"databricks": Databricks(host=workspace.host, token=TOKEN)}
+    databricks = Databricks(host=workspace.host, token=TOKEN)
+    return databricks_resources(databricks, LandingZone(bucket_prefix="edge"))
 
 
 def test_synced_table_get_or_create_sync_and_rows_in_postgres(
@@ -62,7 +66,7 @@ def test_synced_table_get_or_create_sync_and_rows_in_postgres(
 ) -> None:
     spec = next(t for t in load_workload().delta_synchronization.tables_to_sync
                 if t.name == "gold_sensor_hourly_stats")  # fmt: skip
-    asset = build_synced_table(spec)
+    asset = build_synced_table(spec, DATABRICKS)
     _gold(standin, 25)
     first = dg.materialize([asset], resources=_resources(standin), instance=instance)
     metadata = first.asset_materializations_for_node(asset.op.name)[0].metadata
@@ -100,7 +104,7 @@ def test_database_credentials_are_refreshed_before_they_expire(standin: Workspac
 def test_unity_catalog_objects_and_grants_are_applied_once(
     standin: Workspace, instance: dg.DagsterInstance
 ) -> None:
-    resources = {**_resources(standin), "landing": LandingZone(bucket_prefix="edge")}
+    resources = _resources(standin)
     first = dg.materialize([unity_catalog], resources=resources, instance=instance)
     metadata = first.asset_materializations_for_node(unity_catalog.op.name)[0].metadata
     locations = standin.unity.objects["external-locations"]

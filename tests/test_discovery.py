@@ -12,7 +12,7 @@ from orchestration.bronze.discovery import LandingCursor, LandingDiscovery
 from orchestration.bronze.sensors import build_landing_sensor, partition_key_for
 from orchestration.resources import LandingZone
 from tests.conftest import bucket
-from tests.lakehouse import NOW, hour_key, put_object, reading
+from tests.lakehouse import DEV, NOW, hour_key, put_object, reading
 
 
 def _discovery(s3: Any, prefix: str, **kw: Any) -> LandingDiscovery:
@@ -137,7 +137,7 @@ def test_racing_ticks_produce_identical_run_keys(
     once per sensor, so racing or retried ticks cannot double-load."""
     raw = bucket(bucket_prefix, "raw")
     put_object(s3, raw, NOW, [reading(1, NOW)])
-    sensor = build_landing_sensor("raw")
+    sensor = build_landing_sensor("raw", DEV)
     landing = LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
 
     def evaluate() -> dg.SensorResult:
@@ -161,7 +161,7 @@ def test_sensor_reads_agent_reports_from_the_instance(
             asset_key=["landing", "raw"], partition=hour_key(old), metadata={"object_uri": uri}
         )
     )
-    sensor = build_landing_sensor("raw")
+    sensor = build_landing_sensor("raw", DEV)
     landing = LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
     cursor = LandingCursor(last_full_scan=NOW.timestamp()).to_json()
     context = dg.build_sensor_context(
@@ -181,7 +181,7 @@ def test_future_hours_are_held_back_named_and_picked_up_when_they_begin(
     s3: Any, s3_env: str, bucket_prefix: str, instance: dg.DagsterInstance
 ) -> None:
     """A node whose clock runs two days ahead must not stop the sensor for everything else."""
-    from orchestration.partitions import hourly_partitions
+    hourly_partitions = DEV.hourly
 
     raw = bucket(bucket_prefix, "raw")
     ahead = NOW + timedelta(days=2)
@@ -193,7 +193,7 @@ def test_future_hours_are_held_back_named_and_picked_up_when_they_begin(
                 asset_key=["landing", "raw"], partition=hour_key(hour), metadata={"object_uri": uri}
             )
         )
-    sensor = build_landing_sensor("raw")
+    sensor = build_landing_sensor("raw", DEV)
     landing = LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
     cursor = LandingCursor(last_full_scan=NOW.timestamp()).to_json()
     context = dg.build_sensor_context(
@@ -264,7 +264,7 @@ def test_incomplete_uploads_are_quarantined_by_name_after_grace_and_load_when_co
     # Bronze (grace 0 here: the halves are old enough) loads the whole upload and names the rest.
     res = resources(bucket_prefix, s3_env, tmp_path / "w.duckdb")
     no_grace = {"ops": {"bronze__raw": {"config": {"incomplete_grace_minutes": 0}}}}
-    result = materialize(build_bronze_asset("raw"), hour_key(hour), res, instance, no_grace)
+    result = materialize(build_bronze_asset("raw", DEV), hour_key(hour), res, instance, no_grace)
     check = next(c for c in result.get_asset_check_evaluations())
     assert check.check_name == QUARANTINE_CHECK and not check.passed
     listing = str(check.metadata["objects"].value)
@@ -277,7 +277,7 @@ def test_incomplete_uploads_are_quarantined_by_name_after_grace_and_load_when_co
     put_object(s3, raw, hour, [reading(2, hour)], node="no-sidecar")
     done = discovery.tick(again.cursor, [], now=datetime.now(UTC) + timedelta(hours=1))
     assert _requested(done) == [hour_key(hour)] and done.incomplete == 0
-    result = materialize(build_bronze_asset("raw"), hour_key(hour), res, instance, no_grace)
+    result = materialize(build_bronze_asset("raw", DEV), hour_key(hour), res, instance, no_grace)
     assert next(c for c in result.get_asset_check_evaluations()).passed
     assert warehouse_rows(tmp_path / "w.duckdb", "SELECT count(*) FROM bronze_raw") == [(2,)]
 
@@ -286,13 +286,13 @@ def test_hours_before_the_first_partition_are_named_not_requested(
     s3: Any, s3_env: str, bucket_prefix: str, instance: dg.DagsterInstance,
     capfd: pytest.CaptureFixture,
 ) -> None:  # fmt: skip
-    from orchestration.partitions import hourly_partitions
+    hourly_partitions = DEV.hourly
 
     raw = bucket(bucket_prefix, "raw")
     ancient = hourly_partitions.start - timedelta(days=3)  # a backlog older than the partitions
     put_object(s3, raw, ancient, [reading(1, ancient)])
     put_object(s3, raw, NOW, [reading(2, NOW)], node="n2")
-    sensor = build_landing_sensor("raw")
+    sensor = build_landing_sensor("raw", DEV)
     landing = LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
     context = dg.build_sensor_context(instance=instance, resources={"landing": landing})
     result = sensor(context)  # a first tick reconciles the whole bucket

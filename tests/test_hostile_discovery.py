@@ -13,7 +13,7 @@ from orchestration.bronze.discovery import LandingCursor
 from orchestration.bronze.sensors import REPORTED_HOURS_PER_TICK, build_landing_sensor
 from orchestration.resources import LandingZone
 from tests.conftest import bucket
-from tests.lakehouse import NOW, hour_key, put_object, reading
+from tests.lakehouse import DEV, NOW, hour_key, put_object, reading
 from tests.test_discovery import _discovery
 
 
@@ -29,7 +29,7 @@ def _report(instance: dg.DagsterInstance, partition: str | None, uri: str | None
 
 
 def _evaluate(instance: dg.DagsterInstance, landing: LandingZone, cursor: str | None) -> Any:
-    sensor = build_landing_sensor("raw")
+    sensor = build_landing_sensor("raw", DEV)
     context = dg.build_sensor_context(
         instance=instance, resources={"landing": landing}, cursor=cursor
     )

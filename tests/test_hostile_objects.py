@@ -15,6 +15,7 @@ import pytest
 from orchestration.bronze.assets import QUARANTINE_CHECK, build_bronze_asset
 from tests.conftest import bucket
 from tests.lakehouse import (
+    DEV,
     NOW,
     hour_key,
     materialize,
@@ -25,7 +26,7 @@ from tests.lakehouse import (
 )
 from tests.s3_faults import S3FaultProxy
 
-bronze_raw = build_bronze_asset("raw")
+bronze_raw = build_bronze_asset("raw", DEV)
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -209,8 +210,8 @@ def test_on_databricks_bad_objects_quarantine_and_a_dropped_read_is_retried_with
     """The Databricks engine through the loopback stand-in of its REST API (no workspace here):
     the same objects quarantined for the same reasons as on DuckDB; then S3 drops the job's
     read of one object mid-body: the job fails, the step is retried, and every row lands once."""
-    from orchestration.databricks import assets as databricks_assets
-    from orchestration.databricks.standin.server import serve
+    from tests.databricks_standin.server import serve
+    from tests.lakehouse import databricks_resources, environment
     from tests.test_databricks_engine import TOKEN, fast_polling
 
     raw = bucket(bucket_prefix, "raw")
@@ -223,12 +224,11 @@ def test_on_databricks_bad_objects_quarantine_and_a_dropped_read_is_retried_with
             "AWS_EC2_METADATA_DISABLED": "true",
         }  # fmt: skip
         with serve(tmp_path / "workspace", TOKEN, task_env) as workspace:
-            monkeypatch.setenv("LAKEHOUSE_ENV", "databricks")
-            bronze = next(a for a in databricks_assets.bronze_assets if a.key.path[-1] == "raw")
-            res = {
-                "landing": resources(bucket_prefix, s3_env, tmp_path / "w.duckdb")["landing"],
-                "databricks": fast_polling(workspace),
-            }
+            bronze = build_bronze_asset("raw", environment("databricks"))
+            res = databricks_resources(
+                fast_polling(workspace),
+                resources(bucket_prefix, s3_env, tmp_path / "w.duckdb")["landing"],
+            )
             expected = hostile_objects(s3, raw)  # one run: `zcase` clashes with `good`
             flaky = put_object(
                 s3,

@@ -15,6 +15,7 @@ from orchestration.lakebase.sensors import build_continuous_sensor
 from orchestration.lakebase.workload import load_workload
 from orchestration.reports.assets import lakebase_bundle, lakebase_cost
 from orchestration.warehouse import Warehouse
+from tests.lakehouse import DEV, engine_resources
 
 TABLES = {t.name: t for t in load_workload().delta_synchronization.tables_to_sync}
 
@@ -35,8 +36,9 @@ def test_synced_table_and_cost_report_through_dagster(
 ) -> None:
     warehouse = Warehouse(database_path=str(tmp_path / "warehouse.duckdb"))
     fleet_health(warehouse, 40)
-    resources: dict[str, Any] = {"warehouse": warehouse, "lakebase": Lakebase(dsn=lakebase_db)}
-    synced = build_synced_table(TABLES["gold_fleet_health"])
+    lakebase = Lakebase(dsn=lakebase_db)
+    resources: dict[str, Any] = {"lakebase": lakebase, **engine_resources(warehouse, lakebase)}
+    synced = build_synced_table(TABLES["gold_fleet_health"], DEV)
     result = dg.materialize([synced, lakebase_cost, lakebase_bundle], resources=resources,
                             instance=instance)  # fmt: skip
     assert result.success

@@ -17,7 +17,7 @@ from orchestration.bronze.assets import build_bronze_asset
 from orchestration.defs import build_definitions
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
-from tests.lakehouse import NOW, hour_key, materialize, put_object, reading
+from tests.lakehouse import DEV, NOW, engine_resources, hour_key, materialize, put_object, reading
 
 
 def _preview_metadata(
@@ -39,8 +39,8 @@ def test_preview_reports_what_would_load_and_changes_nothing(
     first, second, third = (NOW - timedelta(hours=h) for h in (3, 2, 1))
     put_object(s3, raw, first, [reading(i, first) for i in range(1, 6)])
     warehouse = Warehouse(database_path=str(tmp_path / "w.duckdb"))
-    materialize(build_bronze_asset("raw"), hour_key(first), {"landing": landing,
-                "warehouse": warehouse}, instance)  # fmt: skip
+    materialize(build_bronze_asset("raw", DEV), hour_key(first),
+                {"landing": landing, **engine_resources(warehouse)}, instance)  # fmt: skip
     put_object(s3, raw, second, [reading(i, second, co2_ppm=400.0) for i in range(6, 9)], node="b")
     put_object(s3, raw, second, [reading(i, second, temperature="hot") for i in (9, 10)], node="c")
     put_object(s3, raw, third, [reading(i, third) for i in range(11, 15)], node="d")

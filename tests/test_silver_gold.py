@@ -11,15 +11,21 @@ import pytest
 
 from bench import lakebase as lakebase_bench
 from orchestration.bronze.assets import build_bronze_asset
-from orchestration.gold.assets import build_hourly_gold, fleet_health, readings_all_regions
+from orchestration.gold.assets import (
+    build_hourly_gold,
+    fleet_health_asset,
+    readings_all_regions_asset,
+)
 from orchestration.maintenance.compaction import compact_table
 from orchestration.settings import ConfigurationError, environment_settings
-from orchestration.silver.assets import silver_sensor_readings
+from orchestration.silver.assets import silver_asset
 from orchestration.transforms.gold import GOLD_TABLES
 from orchestration.warehouse import Warehouse
 from tests.conftest import bucket
 from tests.lakehouse import (
+    DEV,
     NOW,
+    engine_resources,
     hour_key,
     materialize,
     put_object,
@@ -27,6 +33,10 @@ from tests.lakehouse import (
     resources,
     warehouse_rows,
 )
+
+silver_sensor_readings = silver_asset(DEV)
+fleet_health = fleet_health_asset(DEV)
+readings_all_regions = readings_all_regions_asset(DEV)
 
 
 @pytest.fixture
@@ -42,7 +52,7 @@ def loaded(s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, instance: d
     put_object(s3, bucket(bucket_prefix, "schematized"), NOW, raw_rows[10:], node="n2")
     res = resources(bucket_prefix, s3_env, tmp_path / "warehouse.duckdb")
     for scenario in ("raw", "schematized"):
-        materialize(build_bronze_asset(scenario), hour_key(NOW), res, instance)
+        materialize(build_bronze_asset(scenario, DEV), hour_key(NOW), res, instance)
     return res, tmp_path / "warehouse.duckdb"
 
 
@@ -55,7 +65,7 @@ def test_silver_dedups_and_counts_every_expectation(
 ) -> None:
     res, path = loaded
     result = materialize(
-        silver_sensor_readings, hour_key(NOW), {"warehouse": res["warehouse"]}, instance
+        silver_sensor_readings, hour_key(NOW), engine_resources(res["warehouse"]), instance
     )
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["drop_temperature_in_range"].metadata["rows_dropped"].value == 1
@@ -83,7 +93,7 @@ def test_silver_dedups_and_counts_every_expectation(
     )
     assert counts == [("raw", 8), ("schematized", 10)]
     again = materialize(
-        silver_sensor_readings, hour_key(NOW), {"warehouse": res["warehouse"]}, instance
+        silver_sensor_readings, hour_key(NOW), engine_resources(res["warehouse"]), instance
     )
     assert again.success
     assert warehouse_rows(path, "SELECT count(*) FROM silver_sensor_readings") == [(18,)]
@@ -93,15 +103,15 @@ def test_expect_or_fail_blocks_and_leaves_silver_unchanged(
     s3: Any, s3_env: str, bucket_prefix: str, loaded: Any, instance: dg.DagsterInstance
 ) -> None:
     res, path = loaded
-    materialize(silver_sensor_readings, hour_key(NOW), {"warehouse": res["warehouse"]}, instance)
+    materialize(silver_sensor_readings, hour_key(NOW), engine_resources(res["warehouse"]), instance)
     rows = [reading(i, NOW) for i in range(1, 21)]
     rows[5]["sensor_id"] = None
     put_object(s3, bucket(bucket_prefix, "raw"), NOW, rows)  # the raw object is rewritten
-    materialize(build_bronze_asset("raw"), hour_key(NOW), res, instance)
+    materialize(build_bronze_asset("raw", DEV), hour_key(NOW), res, instance)
     result = materialize(
         silver_sensor_readings,
         hour_key(NOW),
-        {"warehouse": res["warehouse"]},
+        engine_resources(res["warehouse"]),
         instance,
         raise_on_error=False,
     )
@@ -118,10 +128,10 @@ def test_gold_tables_match_silver_and_have_unique_keys(
     loaded: Any, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
     res, path = loaded
-    warehouse = {"warehouse": res["warehouse"]}
+    warehouse = engine_resources(res["warehouse"])
     materialize(silver_sensor_readings, hour_key(NOW), warehouse, instance)
     for spec in GOLD_TABLES:
-        materialize(build_hourly_gold(spec), hour_key(NOW), warehouse, instance)
+        materialize(build_hourly_gold(spec, DEV), hour_key(NOW), warehouse, instance)
         keys = ", ".join(spec.primary_key)
         dupes = warehouse_rows(
             path,
@@ -197,9 +207,9 @@ def test_a_valid_reading_wins_over_an_invalid_copy_of_the_same_key(
     put_object(s3, bucket(bucket_prefix, "raw"), NOW, good, node="n1")
     res = resources(bucket_prefix, s3_env, tmp_path / "warehouse.duckdb")
     for scenario in ("raw", "schematized"):
-        materialize(build_bronze_asset(scenario), hour_key(NOW), res, instance)
+        materialize(build_bronze_asset(scenario, DEV), hour_key(NOW), res, instance)
     result = materialize(
-        silver_sensor_readings, hour_key(NOW), {"warehouse": res["warehouse"]}, instance
+        silver_sensor_readings, hour_key(NOW), engine_resources(res["warehouse"]), instance
     )
     metadata = result.asset_materializations_for_node("silver__sensor_readings")[0].metadata
     assert metadata["duplicates_removed"].value == 5

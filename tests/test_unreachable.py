@@ -14,7 +14,7 @@ from orchestration.bronze.sensors import build_landing_sensor
 from orchestration.reports.assets import pipeline_cost
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
-from tests.lakehouse import NOW, hour_key
+from tests.lakehouse import DEV, NOW, engine_resources, hour_key
 
 
 def _closed_port() -> int:
@@ -33,7 +33,7 @@ def nowhere(monkeypatch: pytest.MonkeyPatch) -> LandingZone:
 def test_a_sensor_tick_without_s3_skips_with_one_sentence(
     nowhere: LandingZone, instance: dg.DagsterInstance
 ) -> None:
-    sensor = build_landing_sensor("raw")
+    sensor = build_landing_sensor("raw", DEV)
     result = sensor(dg.build_sensor_context(instance=instance, resources={"landing": nowhere}))
     reason = str(result.skip_reason)
     assert not result.run_requests
@@ -50,7 +50,7 @@ def test_a_sensor_tick_without_credentials_says_which_are_missing(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance metadata here
     landing = LandingZone(bucket_prefix="edge", endpoint_url=f"http://127.0.0.1:{_closed_port()}")
-    result = build_landing_sensor("raw")(
+    result = build_landing_sensor("raw", DEV)(
         dg.build_sensor_context(instance=instance, resources={"landing": landing})
     )
     assert "no credentials for the S3 endpoint" in str(result.skip_reason)
@@ -61,11 +61,9 @@ def test_a_sensor_tick_without_credentials_says_which_are_missing(
 def test_a_run_without_s3_fails_with_one_sentence(
     asset: str, nowhere: LandingZone, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    resources = {
-        "landing": nowhere,
-        "warehouse": Warehouse(database_path=str(tmp_path / "w.duckdb")),
-    }
-    selected = build_bronze_asset("raw") if asset == "bronze" else pipeline_cost
+    warehouse = Warehouse(database_path=str(tmp_path / "w.duckdb"))
+    resources = {"landing": nowhere, **engine_resources(warehouse)}
+    selected = build_bronze_asset("raw", DEV) if asset == "bronze" else pipeline_cost
     result = dg.materialize(
         [selected], resources=resources, instance=instance, raise_on_error=False,
         partition_key=hour_key(NOW) if asset == "bronze" else None,

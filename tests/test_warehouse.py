@@ -15,7 +15,15 @@ from dagster_duckdb import DuckDBResource
 from orchestration.bronze.assets import build_bronze_asset
 from orchestration.warehouse import Warehouse
 from tests.conftest import bucket
-from tests.lakehouse import NOW, hour_key, materialize, put_object, reading, resources
+from tests.lakehouse import (
+    DEV,
+    NOW,
+    hour_key,
+    materialize,
+    put_object,
+    reading,
+    resources,
+)
 
 
 def test_the_warehouse_is_dagster_duckdbs_resource_with_the_catalog_attached(
@@ -48,7 +56,7 @@ def test_warehouse_files_are_owner_only_whatever_the_umask(
     wal = path.with_name(path.name + ".wal")
     before = os.umask(0o022)  # a usual login umask: files 0644 unless the project says so
     try:
-        materialize(build_bronze_asset("raw"), hour_key(NOW), res, instance)
+        materialize(build_bronze_asset("raw", DEV), hour_key(NOW), res, instance)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         with res["warehouse"].connect() as conn:
             # A write DuckDB has not checkpointed yet: it lives in the WAL, made just now.

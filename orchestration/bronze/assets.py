@@ -1,29 +1,21 @@
-"""`bronze/<scenario>`: landing objects loaded into DuckDB, one event hour per partition."""
+"""`bronze/<scenario>`: landing objects verified and loaded by event hour, on either engine."""
 
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-import duckdb
-import polars as pl
 from pydantic import Field
 
 from edge_agent.contract import SCENARIOS, hour_partition_path, partition_hour
-from orchestration.bronze.bookkeeping import schema_history
-from orchestration.bronze.loader import (
-    BronzeLoad,
-    NewColumnsRefusedError,
-    TooManyFilesError,
-    load_bronze,
-)
+from orchestration.bronze.figures import BronzeLoad, BronzeRequest
+from orchestration.bronze.request import TooManyFilesError, bronze_request
 from orchestration.bronze.schema import SchemaMode
 from orchestration.bronze.targets import PartitionTarget
-from orchestration.output import table_preview
-from orchestration.partitions import hourly_partitions, regional_partitions
+from orchestration.engine import LakehouseEngine
+from orchestration.environment import Environment
 from orchestration.resources import LandingZone
 from orchestration.transforms.columns import DESCRIPTIONS
-from orchestration.warehouse import Warehouse
 
 QUARANTINE_CHECK = "no_quarantined_objects"
 LINEAGE_SCHEMA = (
@@ -50,11 +42,15 @@ class BronzeConfig(dg.Config):
     )
 
 
-def partition_targets(context: dg.AssetExecutionContext, scenario: str, landing: LandingZone):
+def partition_targets(
+    context: dg.AssetExecutionContext, scenario: str, landing: LandingZone
+) -> list[PartitionTarget]:
     targets = []
+    partitions = context.assets_def.partitions_def
     for key in context.partition_keys:
         if scenario == "regional":
-            keys = regional_partitions.get_partition_key_from_str(key).keys_by_dimension
+            assert isinstance(partitions, dg.MultiPartitionsDefinition)
+            keys = partitions.get_partition_key_from_str(key).keys_by_dimension
             hour, region = partition_hour(keys["hour"]), keys["region"]
             targets.append(PartitionTarget(key, hour, landing.bucket("regional", region), region))
         else:
@@ -62,62 +58,76 @@ def partition_targets(context: dg.AssetExecutionContext, scenario: str, landing:
     return targets
 
 
-def _metadata(
-    load: BronzeLoad, name: str, history: list[tuple], preview: dg.TableMetadataValue | None
-) -> dict:
+def _metadata(load: BronzeLoad, name: str) -> dict[str, Any]:
     columns = [
-        dg.TableColumn(f.name, str(f.type), description=DESCRIPTIONS.get(f.name))
-        for f in (load.schema or [])
-    ] + [dg.TableColumn(name, kind, description=why) for name, kind, why in LINEAGE_SCHEMA]
-    rows = "\n".join(
-        f"| {v} | {change} | {mode} | {str(at)[:19]} | {len(json.loads(cols))} |"
-        for v, change, mode, at, cols in history
-    )
-    return {
+        dg.TableColumn(column, kind, description=DESCRIPTIONS.get(column))
+        for column, kind in load.columns
+    ] + [dg.TableColumn(column, kind, description=why) for column, kind, why in LINEAGE_SCHEMA]
+    metadata: dict[str, Any] = {
         "table": name,
         "dagster/table_name": name,
         "run_rows": load.rows,
         "run_objects": load.objects,
-        "run_objects_bulk_loaded": load.objects_bulk_loaded,
+        "run_bytes": load.bytes,
         "run_objects_quarantined": len(load.quarantined),
-        "rows_rescued": load.rescued_rows,
-        "schema_version": load.schema_version,
-        "columns_added": ", ".join(load.added_columns) or "none",
         "columns_renamed": ", ".join(f"{a} -> {b}" for a, b in load.renamed_columns.items())
         or "none",
-        "dagster/column_schema": dg.TableSchema(columns=columns),
-        "schema_history": dg.MetadataValue.md(
-            "| version | change | mode | recorded | columns |\n|---|---|---|---|---|\n" + rows
-        ),
-        **({"preview": preview} if preview is not None else {}),
+        **load.shown,
     }
+    if not load.checked:
+        return metadata
+    metadata |= {
+        "run_objects_bulk_loaded": load.objects_bulk_loaded,
+        "rows_rescued": load.rescued_rows,
+        "columns_added": ", ".join(load.added_columns) or "none",
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+    }
+    if load.schema_version is not None:
+        rows = "\n".join(
+            f"| {v} | {change} | {mode} | {str(at)[:19]} | {len(json.loads(cols))} |"
+            for v, change, mode, at, cols in load.schema_history
+        )
+        metadata["schema_version"] = load.schema_version
+        metadata["schema_history"] = dg.MetadataValue.md(
+            "| version | change | mode | recorded | columns |\n|---|---|---|---|---|\n" + rows
+        )
+    return metadata
 
 
-def _preview(conn, table: str, targets: list[PartitionTarget]) -> dg.TableMetadataValue | None:
-    """The first rows the run loaded, as a table in the UI."""
-    if not targets:
-        return None
-    try:
-        rows = conn.execute(
-            f'SELECT * EXCLUDE ("_rescued_data") FROM "{table}" WHERE _partition_hour = ? LIMIT 5',
-            [targets[0].hour],
-        ).to_arrow_table()
-    except duckdb.Error:
-        return None
-    return table_preview(pl.from_arrow(rows))  # type: ignore[arg-type]
+def _quarantine_check(load: BronzeLoad) -> dg.AssetCheckResult:
+    if not load.checked:
+        return dg.AssetCheckResult(
+            check_name=QUARANTINE_CHECK,
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"note": "not evaluated: Auto Loader does not read the sidecars"},
+        )
+    listing = "\n".join(f"| {q.obj.uri} | {q.reason} |" for q in load.quarantined)
+    return dg.AssetCheckResult(
+        check_name=QUARANTINE_CHECK,
+        passed=not load.quarantined,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "quarantined": len(load.quarantined),
+            "objects": dg.MetadataValue.md(
+                "| object | reason |\n|---|---|\n" + listing if listing else "none"
+            ),
+        },
+    )
 
 
-def bronze_asset_args(scenario: str, engine: str = "DuckDB") -> dict[str, Any]:
-    """What a bronze asset is, on either engine (all but its compute and kinds)."""
+def build_bronze_asset(scenario: str, env: Environment) -> dg.AssetsDefinition:
     key = dg.AssetKey(["bronze", scenario])
     regional = scenario == "regional"
-    return dict(
+
+    @dg.asset(
         key=key,
         owners=["team:data-platform"],
         deps=[dg.AssetKey(["landing", scenario])],
-        partitions_def=regional_partitions if regional else hourly_partitions,
+        partitions_def=env.regional if regional else env.hourly,
         group_name="bronze",
         pool="warehouse",
+        kinds={*env.kinds, "s3"},
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
         check_specs=[
@@ -128,42 +138,40 @@ def bronze_asset_args(scenario: str, engine: str = "DuckDB") -> dict[str, Any]:
                 "quarantined (bad checksum, row count, Parquet, or unreconcilable schema).",
             )
         ],
-        metadata={"partition_expr": "_partition_hour"},
-        description=f"Landing {scenario} objects verified and loaded into {engine}, by event hour.",
+        metadata={"partition_expr": "_partition_hour", **env.table_metadata("bronze", scenario)},
+        description=f"Landing {scenario} objects verified and loaded into {env.engine_label}, "
+        "by event hour.",
     )
-
-
-def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
-    @dg.asset(**bronze_asset_args(scenario), kinds={"duckdb", "s3"})
     def bronze(
         context: dg.AssetExecutionContext,
         config: BronzeConfig,
         landing: LandingZone,
-        warehouse: Warehouse,
+        engine: LakehouseEngine,
     ) -> dg.MaterializeResult:
-        table = f"bronze_{scenario}"
+        settings = engine.settings()
         targets = partition_targets(context, scenario, landing)
-        settings = warehouse.settings()
         grace = config.incomplete_grace_minutes
         grace = settings.incomplete_grace_minutes if grace is None else grace
-        with warehouse.connect() as conn, landing.reachable():
-            try:
-                load = load_bronze(
-                    conn,
-                    client=landing.client(),
-                    table=table,
-                    targets=targets,
-                    mode=config.schema_mode,
-                    run_id=context.run.run_id,
-                    max_files=settings.max_files_per_run,
-                    incomplete_before=datetime.now(UTC) - timedelta(minutes=grace),
-                    staging_root=warehouse.staging_path(),
-                    limits=settings.landing_limits,
+        common = dict(
+            scenario=scenario, client=landing.client(), targets=targets,
+            mode=config.schema_mode, run_id=context.run.run_id, limits=settings.landing_limits,
+        )  # fmt: skip
+        with landing.reachable():
+            if engine.discovers_objects():  # Auto Loader: the engine finds the objects
+                request = BronzeRequest(
+                    table=f"bronze_{scenario}", listed=[], incomplete=[], **common
                 )
-            except (NewColumnsRefusedError, TooManyFilesError) as exc:
-                raise dg.Failure(description=str(exc), allow_retries=False) from exc
-            history = schema_history(conn, table)
-            preview = _preview(conn, table, targets)
+            else:
+                try:
+                    request = bronze_request(
+                        **common,
+                        max_files=settings.max_files_per_run,
+                        incomplete_before=datetime.now(UTC) - timedelta(minutes=grace),
+                    )
+                except TooManyFilesError as exc:
+                    raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            load = engine.load_bronze(context, request)
+        name = engine.table_name("bronze", scenario)
         by_key = {t.partition_key: t for t in targets}
         for partition_key, partition in load.partitions.items():
             target = by_key[partition_key]
@@ -185,27 +193,15 @@ def build_bronze_asset(scenario: str) -> dg.AssetsDefinition:
         for old, new in load.renamed_columns.items():
             context.log.warning(f"data column {old} collides with a bronze column: stored as {new}")
         context.log.info(
-            f"{load.rows} rows from {load.objects} object(s) into "
-            f"{warehouse.display_name('bronze', scenario)}; {len(load.quarantined)} quarantined"
-        )
-        quarantine = "\n".join(f"| {q.obj.uri} | {q.reason} |" for q in load.quarantined)
-        check = dg.AssetCheckResult(
-            check_name=QUARANTINE_CHECK,
-            passed=not load.quarantined,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "quarantined": len(load.quarantined),
-                "objects": dg.MetadataValue.md(
-                    "| object | reason |\n|---|---|\n" + quarantine if quarantine else "none"
-                ),
-            },
+            f"{load.rows} rows from {load.objects} object(s) into {name}; "
+            f"{len(load.quarantined)} quarantined"
         )
         return dg.MaterializeResult(
-            metadata=_metadata(load, warehouse.display_name("bronze", scenario), history, preview),
-            check_results=[check],
+            metadata=_metadata(load, name), check_results=[_quarantine_check(load)]
         )
 
     return bronze
 
 
-bronze_assets = [build_bronze_asset(scenario) for scenario in SCENARIOS]
+def bronze_assets(env: Environment) -> list[dg.AssetsDefinition]:
+    return [build_bronze_asset(scenario, env) for scenario in SCENARIOS]

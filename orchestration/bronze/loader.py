@@ -5,8 +5,6 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,8 @@ import pyarrow.parquet as pq
 from edge_agent.contract import Sidecar
 from edge_agent.contract import schema_fingerprint as fingerprint
 from orchestration.bronze import bookkeeping
-from orchestration.bronze.admission import LandingLimits, column_problem
+from orchestration.bronze.admission import column_problem
+from orchestration.bronze.figures import BronzeLoad, BronzeRequest, PartitionLoad
 from orchestration.bronze.objects import (
     QuarantinedObject,
     StagedObject,
@@ -34,12 +33,11 @@ from orchestration.bronze.schema import (
     NewColumnsRefusedError,
     Reconciled,
     SchemaConflictError,
-    SchemaMode,
     reconcile,
 )
 from orchestration.bronze.staging import staging_folder, sweep
 from orchestration.bronze.targets import PartitionTarget
-from orchestration.landing.objects import IncompleteUpload, LandingObject, list_hour
+from orchestration.landing.objects import LandingObject
 from orchestration.warehouse import create_table_like, quote, table_exists
 
 LINEAGE_COLUMNS = (
@@ -55,35 +53,6 @@ LINEAGE_TYPES = {
     "_partition_hour": pa.timestamp("us", "UTC"),
     "_ingested_at": pa.timestamp("us", "UTC"),
 }
-
-
-@dataclass
-class PartitionLoad:
-    """What one partition received: shown on that partition's materialization."""
-
-    rows: int = 0
-    objects: int = 0
-    bytes: int = 0
-    quarantined: int = 0
-
-
-@dataclass
-class BronzeLoad:
-    rows: int = 0
-    objects: int = 0
-    bytes: int = 0
-    rescued_rows: int = 0
-    objects_bulk_loaded: int = 0  # loaded by DuckDB's Parquet scan, not object by object
-    quarantined: list[QuarantinedObject] = field(default_factory=list)
-    partitions: dict[str, PartitionLoad] = field(default_factory=dict)
-    schema_version: int = 0
-    schema: pa.Schema | None = None
-    added_columns: list[str] = field(default_factory=list)
-    renamed_columns: dict[str, str] = field(default_factory=dict)  # reserved name -> stored as
-
-
-class TooManyFilesError(Exception):
-    pass
 
 
 RESERVED_COLUMNS = frozenset({*LINEAGE_COLUMNS, RESCUED_COLUMN})
@@ -153,57 +122,35 @@ STAGING_BYTES = 1 << 30
 
 def load_bronze(
     conn: duckdb.DuckDBPyConnection,
+    request: BronzeRequest,
     *,
-    client: Any,
-    table: str,
-    targets: list[PartitionTarget],
-    mode: SchemaMode,
-    run_id: str,
-    max_files: int,
     bulk_scan: bool = True,
-    incomplete_before: datetime | None = None,
     staging_root: Path | None = None,
-    limits: LandingLimits | None = None,
 ) -> BronzeLoad:
-    """Replace each target partition with every verified object of its hour; one transaction.
+    """Replace each target partition with every verified object of the request; one
+    transaction.
 
     Objects are staged on local disk in bounded chunks, each checked against its sidecar's
     SHA-256 as it streams. A chunk's objects of the most common schema then load by one DuckDB
     scan; the others are read and reconciled one by one. A failure anywhere, including
     failOnNewColumns, rolls the whole load back and the partitions keep their old rows.
-    Halves of uploads written before `incomplete_before` are quarantined by name (they load
-    once the upload completes and its hour is loaded again), as is any object that breaks the
-    admission rules (`limits`, the key's node, column names). A read that may pass next time
-    raises TransientReadError: rolled back, the partitions keep their rows, the run retries.
+    Halves of uploads are quarantined by name (they load once the upload completes and its
+    hour is loaded again), as is any object that breaks the admission rules (the request's
+    limits, the key's node, column names). A read that may pass next time raises
+    TransientReadError: rolled back, the partitions keep their rows, the run retries.
     """
-    limits = limits or LandingLimits()
     for ddl in bookkeeping.BOOKKEEPING_DDL:
         conn.execute(ddl)
     staging_root = staging_root or Path(tempfile.gettempdir()) / "edge-lakehouse-staging"
     sweep(staging_root)  # what killed loads left behind
-    with ThreadPoolExecutor(8) as pool:  # a backfill lists many hour prefixes
-        hours = list(
-            pool.map(lambda t: list_hour(client, t.bucket, t.hour, incomplete_before), targets)
-        )
-    listed = [(t, obj) for t, hour in zip(targets, hours, strict=True) for obj in hour.objects]
-    incomplete = [
-        (t, half) for t, hour in zip(targets, hours, strict=True) for half in hour.incomplete
-    ]
-    if len(listed) > max_files:
-        raise TooManyFilesError(
-            f"{len(listed)} objects in {len(targets)} partition(s) exceed this environment's "
-            f"max_files_per_run ({max_files}); backfill a smaller range"
-        )
-    bulk_scan = bulk_scan and mode != "rescue"
+    bulk_scan = bulk_scan and request.mode != "rescue"
     # Bronze rows have no order; without keeping one, DuckDB appends from every thread.
     conn.execute("SET preserve_insertion_order = false")
     try:
         try:
-            load = _Load(conn, client, table, targets, listed, mode, run_id, incomplete, limits)
-            return load.run(bulk_scan, staging_root)
+            return _Load(conn, request).run(bulk_scan, staging_root)
         except ScanError:  # rolled back: redone object by object, which names the bad object
-            load = _Load(conn, client, table, targets, listed, mode, run_id, incomplete, limits)
-            return load.run(False, staging_root)
+            return _Load(conn, request).run(False, staging_root)
     finally:
         conn.execute("RESET preserve_insertion_order")
 
@@ -227,29 +174,20 @@ def _chunks(
 class _Load:
     """One bronze load: every staged object of the targets into `table`, in one transaction."""
 
-    def __init__(
-        self,
-        conn: duckdb.DuckDBPyConnection,
-        client: Any,
-        table: str,
-        targets: list[PartitionTarget],
-        listed: list[tuple[PartitionTarget, LandingObject]],
-        mode: SchemaMode,
-        run_id: str,
-        incomplete: list[tuple[PartitionTarget, IncompleteUpload]],
-        limits: LandingLimits,
-    ) -> None:
-        self.conn, self.client, self.table, self.targets, self.mode, self.run_id = (
-            conn, client, table, targets, mode, run_id
-        )  # fmt: skip
-        self.limits = limits
-        self.listed = listed
-        self.target_of = {obj.uri: t for t, obj in [*listed, *incomplete]}
+    def __init__(self, conn: duckdb.DuckDBPyConnection, request: BronzeRequest) -> None:
+        self.conn, self.client, self.table = conn, request.client, request.table
+        self.targets, self.mode, self.run_id = request.targets, request.mode, request.run_id
+        self.limits = request.limits
+        self.listed = request.listed
+        self.target_of = {obj.uri: t for t, obj in [*request.listed, *request.incomplete]}
         self.ingested_at = datetime.now(UTC)
-        self.result = BronzeLoad(partitions={t.partition_key: PartitionLoad() for t in targets})
+        self.result = BronzeLoad(
+            partitions={t.partition_key: PartitionLoad() for t in request.targets}
+        )
         self.result.quarantined += [
-            QuarantinedObject(half, half.reason()) for _, half in incomplete
+            QuarantinedObject(half, half.reason()) for _, half in request.incomplete
         ]
+        table = self.table
         self.current = data_schema(conn, table)
         self.before = fingerprint(self.current) if self.current is not None else None
         self.manifest: list[tuple[Any, ...]] = []
@@ -418,7 +356,7 @@ class _Load:
                  self.ingested_at, self.run_id],
             )  # fmt: skip
         stored = data_schema(conn, table)  # as DuckDB keeps it: versions compare like with like
-        self.result.schema = stored
+        self.result.columns = [(f.name, str(f.type)) for f in stored or []]
         self.result.schema_version = bookkeeping.record_schema_version(
             conn, table, stored, self.mode, self.run_id
         )

@@ -6,10 +6,10 @@ import dagster as dg
 
 from edge_agent.contract import SCENARIOS, partition_hour
 from orchestration.bronze.discovery import LandingCursor, LandingDiscovery, SkippedRecord
+from orchestration.environment import Environment
 from orchestration.landing.objects import hour_key
-from orchestration.partitions import hourly_partitions, regional_partitions
 from orchestration.resources import LandingUnreachableError, LandingZone
-from orchestration.settings import environment_settings
+from orchestration.settings import EnvironmentSettings
 
 REPORTS_PER_TICK = 500
 # Each distinct reported hour costs one listing: a tick takes reports until it has this many
@@ -94,8 +94,9 @@ def skipped_records_event(
     )
 
 
-def discovery_for(scenario: str, landing: LandingZone) -> LandingDiscovery:
-    settings = environment_settings()
+def discovery_for(
+    scenario: str, landing: LandingZone, settings: EnvironmentSettings
+) -> LandingDiscovery:
     buckets = landing.buckets()[scenario]
     return LandingDiscovery(
         client=landing.client(),
@@ -108,14 +109,16 @@ def discovery_for(scenario: str, landing: LandingZone) -> LandingDiscovery:
     )
 
 
-def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
+def build_landing_sensor(scenario: str, env: Environment) -> dg.SensorDefinition:
     bronze_key = dg.AssetKey(["bronze", scenario])
+    partitions = env.regional if scenario == "regional" else env.hourly
+    first = env.hourly.start.strftime("%Y-%m-%d %H:00")
 
     @dg.sensor(
         name=f"landing_{scenario}_sensor",
         asset_selection=[bronze_key],
         minimum_interval_seconds=60,
-        default_status=environment_settings().default_status(),  # needs S3 (lakehouse-live)
+        default_status=env.settings.default_status(),  # needs S3 (lakehouse-live)
         description=(
             f"Finds new or rewritten objects in the {scenario} landing bucket(s) and requests "
             f"each changed hour of bronze/{scenario} once. Cursor: JSON with the last upload "
@@ -131,11 +134,10 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
         reported, skipped = reported_hours(context.instance, scenario, cursor)
         try:
             with landing.reachable():
-                outcome = discovery_for(scenario, landing).tick(cursor, reported, skipped=skipped)
+                discovery = discovery_for(scenario, landing, env.settings)
+                outcome = discovery.tick(cursor, reported, skipped=skipped)
         except LandingUnreachableError as exc:  # the tick says what is missing; cursor kept
             return dg.SensorResult(skip_reason=dg.SkipReason(str(exc)), cursor=context.cursor)
-        partitions = regional_partitions if scenario == "regional" else hourly_partitions
-        first = hourly_partitions.start.strftime("%Y-%m-%d %H:00")
         for change in outcome.changes:
             if not partitions.has_partition_key(change.partition_key):
                 context.log.warning(
@@ -181,4 +183,5 @@ def build_landing_sensor(scenario: str) -> dg.SensorDefinition:
     return landing_sensor
 
 
-landing_sensors = [build_landing_sensor(scenario) for scenario in SCENARIOS]
+def landing_sensors(env: Environment) -> list[dg.SensorDefinition]:
+    return [build_landing_sensor(scenario, env) for scenario in SCENARIOS]

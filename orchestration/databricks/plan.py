@@ -158,12 +158,12 @@ def fleet_health_extras(settings: EnvironmentSettings) -> dict[str, Any]:
     }
 
 
-def readings_all_regions_extras(settings: EnvironmentSettings) -> dict[str, Any]:
+def view_extras(settings: EnvironmentSettings, table: str, select: str) -> dict[str, Any]:
     return {
         **_common(settings, "gold"),
-        "table": "gold_readings_all_regions",
+        "table": table,
         "source": SILVER_TABLE,
-        "select": to_databricks(READINGS_ALL_REGIONS_SELECT),
+        "select": to_databricks(select),
         "view": True,
     }
 
@@ -177,6 +177,8 @@ def all_statements(settings: EnvironmentSettings, start: datetime, end: datetime
         "silver": silver_extras(settings, start, end),
         **{f"gold/{g.entity}": hourly_gold_extras(settings, g, start, end) for g in GOLD_TABLES},
         "gold/fleet_health": fleet_health_extras(settings),
-        "gold/readings_all_regions": readings_all_regions_extras(settings),
+        "gold/readings_all_regions": view_extras(
+            settings, "gold_readings_all_regions", READINGS_ALL_REGIONS_SELECT
+        ),
     }
     return json.dumps(parts, indent=1, sort_keys=True) + "\n"

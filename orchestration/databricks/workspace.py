@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.settings import DatabricksWorkspace, environment_settings
+from orchestration.settings import DatabricksWorkspace, EnvironmentSettings, environment_settings
 
 JOB_SCRIPT = Path(__file__).with_name("job") / "lakehouse_job.py"
 ENVIRONMENT_KEY = "lakehouse"
@@ -71,9 +71,10 @@ class Databricks(dg.ConfigurableResource):
     token: str
     message_interval_seconds: float = 2.0  # how often Pipes messages are read from the Volume
     poll_interval_seconds: float | None = None  # run state polling (default: the environment's)
+    environment: str = "databricks"  # whose workspace settings (environments.yaml)
 
     def settings(self) -> DatabricksWorkspace:
-        workspace = environment_settings().databricks
+        workspace = environment_settings(self.environment).databricks
         if workspace is None:
             raise dg.Failure(
                 description="this environment has no databricks: block in environments.yaml",
@@ -201,9 +202,11 @@ def _sdk_submit_args(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def databricks_resource() -> Databricks:
+def databricks_resource(settings: EnvironmentSettings) -> Databricks:
     """The resource as definitions declare it: host and token from the environment at run time."""
-    workspace = environment_settings().databricks
+    workspace = settings.databricks
     host_env = workspace.host_env if workspace else "DATABRICKS_HOST"
     token_env = workspace.token_env if workspace else "DATABRICKS_TOKEN"
-    return Databricks(host=dg.EnvVar(host_env), token=dg.EnvVar(token_env))
+    return Databricks(
+        host=dg.EnvVar(host_env), token=dg.EnvVar(token_env), environment=settings.name
+    )

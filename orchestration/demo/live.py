@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     lakebase = Lakebase()
     with local_s3_server() as endpoint:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
-        for name, state in create_landing_buckets(LandingZone()):
+        for name, state in create_landing_buckets(LandingZone.for_environment(settings)):
             print(f"S3 bucket {name}: {state} ({endpoint}, in memory)")
         dsn_directory = lakebase.embedded_path()
         lakebase.resolved_dsn()  # starts the embedded PostgreSQL, or finds it running

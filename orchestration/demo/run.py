@@ -23,7 +23,7 @@ import dagster as dg
 
 from edge_agent.contract import SCENARIOS
 from edge_agent.storage import BucketPolicy, ensure_buckets
-from orchestration.defs import build_definitions
+from orchestration.defs import definitions_for
 from orchestration.demo.local_s3 import DEMO_CREDENTIALS, local_s3_server
 from orchestration.demo.pipeline import (
     ContinuousLag,
@@ -35,12 +35,14 @@ from orchestration.demo.pipeline import (
     sync_and_report,
     tick_sensors_and_load_bronze,
 )
+from orchestration.environment import resolve_environment
 from orchestration.fleet.config import FleetConfig
 from orchestration.home import dagster_home as home_directory
 from orchestration.lakebase.postgres import Lakebase
 from orchestration.lakebase.workload import load_workload
 from orchestration.output import money
 from orchestration.resources import LandingZone
+from orchestration.settings import ConfigurationError
 from orchestration.warehouse import Warehouse
 
 
@@ -177,8 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     show_dagster_events(args.verbose)
     load_workload()
+    env = resolve_environment()  # LAKEHOUSE_ENV, read once for the whole demo
+    if not env.settings.simulated_fleet:
+        raise ConfigurationError(
+            f"lakehouse-demo simulates a fleet, and environment {env.name!r} has none "
+            "(simulated_fleet in environments.yaml): run it in dev or live"
+        )
     home = dagster_home()
-    warehouse = Warehouse()
+    warehouse = Warehouse(environment=env.name)
     # S3 is in memory: start nodes and the demo warehouse over, so all layers agree.
     shutil.rmtree(home / "edge_nodes", ignore_errors=True)
     warehouse.path().unlink(missing_ok=True)
@@ -188,10 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     with local_s3_server() as endpoint:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
         print(f"local S3 endpoint: {endpoint} (moto server, in memory)")
-        landing = LandingZone()
+        landing = LandingZone.for_environment(env.settings)
         for name, state in create_landing_buckets(landing):
             print(f"  bucket {name}: {state}")
-        defs = build_definitions()
+        defs = definitions_for(env, {"landing": landing, "warehouse": warehouse})
         instance = dg.DagsterInstance.get()
         job = defs.resolve_job_def("edge_demo_job")
         result = job.execute_in_process(

@@ -11,10 +11,11 @@ from edge_agent.control import ControlStore
 from edge_agent.database import NodeDatabase
 from edge_agent.errors import ConfigError
 from edge_agent.simulate import SimulationSpec, simulate
+from orchestration.environment import Environment
 from orchestration.fleet.config import EdgeNodeSpec, FleetConfig
 from orchestration.home import private_directory
 from orchestration.resources import LandingZone
-from orchestration.settings import ConfigurationError, environment_settings
+from orchestration.settings import ConfigurationError
 
 
 def node_database(instance: dg.DagsterInstance, node_id: str) -> Path:
@@ -141,20 +142,23 @@ IN_PROGRESS = [
 ]
 
 
-@dg.sensor(
-    job=edge_demo_job,
-    minimum_interval_seconds=environment_settings().fleet_interval_seconds,
-    default_status=environment_settings().default_status(),
-    description="The simulated fleet, live: every interval each node records new readings (a "
-    "few late, some invalid) and its agent uploads them. Needs the landing S3 endpoint; "
-    "stopped by default, running under `lakehouse-live`, which starts one.",
-)
-def edge_fleet_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    active = context.instance.get_runs(
-        dg.RunsFilter(job_name="edge_demo_job", statuses=IN_PROGRESS), limit=1
+def edge_fleet_sensor(env: Environment) -> dg.SensorDefinition:
+    @dg.sensor(
+        job=edge_demo_job,
+        minimum_interval_seconds=env.settings.fleet_interval_seconds,
+        default_status=env.settings.default_status(),
+        description="The simulated fleet, live: every interval each node records new readings "
+        "(a few late, some invalid) and its agent uploads them. Needs the landing S3 endpoint; "
+        "stopped by default, running under `lakehouse-live`, which starts one.",
     )
-    if active:  # one fleet round at a time
-        return dg.SkipReason("the previous fleet round is still uploading")
-    return dg.RunRequest(
-        run_config=dg.RunConfig(ops={"demo__edge_fleet": FleetConfig(rows_per_node=300)}),
-    )
+    def edge_fleet_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        active = context.instance.get_runs(
+            dg.RunsFilter(job_name="edge_demo_job", statuses=IN_PROGRESS), limit=1
+        )
+        if active:  # one fleet round at a time
+            return dg.SkipReason("the previous fleet round is still uploading")
+        return dg.RunRequest(
+            run_config=dg.RunConfig(ops={"demo__edge_fleet": FleetConfig(rows_per_node=300)}),
+        )
+
+    return edge_fleet_sensor

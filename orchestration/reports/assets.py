@@ -8,6 +8,7 @@ import psycopg
 from pydantic import Field
 
 from edge_agent.contract import SCENARIOS
+from orchestration.environment import Environment
 from orchestration.home import write_private
 from orchestration.lakebase import cost
 from orchestration.lakebase.bundle import bundle_resources, bundle_yaml
@@ -28,7 +29,6 @@ from orchestration.reports.databricks_compute import databricks_compute
 from orchestration.reports.fleet_cost import S3_PRICES, fleet_cost_projection
 from orchestration.reports.query_load import query_load
 from orchestration.resources import LandingZone
-from orchestration.settings import environment_settings
 from orchestration.transforms.gold import GOLD_TABLES
 from orchestration.warehouse import Warehouse, table_exists
 
@@ -186,7 +186,7 @@ def pipeline_cost(
 ) -> dg.MaterializeResult:
     """S3 storage and requests per landing bucket, and compute time per asset from run history."""
     client = landing.client()
-    settings = environment_settings()
+    settings = warehouse.settings()
     # DuckDB records each loaded object; on Databricks each listed object (data and sidecar) is
     # taken to be read once.
     loads = _loads_per_bucket(warehouse) if settings.engine == "duckdb" else None
@@ -298,10 +298,13 @@ reports_daily_job = dg.define_asset_job(  # the load test runs on demand, not da
     "reports_daily_job",
     selection=dg.AssetSelection.groups("reports") - dg.AssetSelection.assets(query_load),
 )
-reports_daily_schedule = dg.ScheduleDefinition(
-    name="reports_daily_schedule", job=reports_daily_job, cron_schedule="0 6 * * *",
-    execution_timezone="UTC", default_status=environment_settings().schedule_status(),
-    description="Daily cost reports and the Asset Bundle. Needs the landing S3 buckets and the "
-    "Lakebase PostgreSQL reachable; stopped by default because a fresh machine has neither "
-    "running: turn it on where they run.",
-)  # fmt: skip
+
+
+def reports_daily_schedule(env: Environment) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="reports_daily_schedule", job=reports_daily_job, cron_schedule="0 6 * * *",
+        execution_timezone="UTC", default_status=env.settings.schedule_status(),
+        description="Daily cost reports and the Asset Bundle. Needs the landing S3 buckets and "
+        "the Lakebase PostgreSQL reachable; stopped by default because a fresh machine has "
+        "neither running: turn it on where they run.",
+    )  # fmt: skip

@@ -17,7 +17,6 @@ from orchestration.output import (
     write_json,
 )
 from orchestration.reports.projection import Fleet, Measured, Rates, monthly_cost
-from orchestration.settings import environment_settings
 from orchestration.warehouse import Warehouse, table_exists
 
 S3_PRICES = {"storage_gb_month": 0.023, "put_per_1000": 0.005, "get_per_1000": 0.0004}
@@ -90,7 +89,7 @@ def fleet_cost_projection(
     if measured.readings == 0:
         raise dg.Failure(description="no readings in silver yet: nothing to scale from",
                          allow_retries=False)  # fmt: skip
-    workspace = environment_settings().databricks
+    workspace = warehouse.settings().databricks
     per_hour = config.compute_usd_per_hour or (
         workspace.compute.dbu_per_hour * workspace.usd_per_dbu if workspace else 4 * 0.55
     )

@@ -445,20 +445,28 @@ def bronze(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dic
             renamed = []
         if df is None:
             if not tables.exists(table):
-                return _bronze_result(objects, good, quarantined, loaded_rows, [])
+                return _bronze_result(objects, good, quarantined, loaded_rows, [], [])
             df = tables.read(table).limit(0)
         tables.write(table, df, extras["write"])
-        return _bronze_result(objects, good, quarantined, loaded_rows, renamed)
+        hidden = {*LINEAGE, "_ingested_at", RESCUED}
+        columns = [
+            [f.name, f.dataType.simpleString()]
+            for f in tables.read(table).schema.fields
+            if f.name not in hidden
+        ]
+        return _bronze_result(objects, good, quarantined, loaded_rows, renamed, columns)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _bronze_result(objects, good, quarantined, rows, renamed) -> dict:
+def _bronze_result(objects, good, quarantined, rows, renamed, columns) -> dict:
     return {
+        "columns": columns,
         "objects": len(good),
         "bytes": sum(o["size"] for o in good),
         "rows_by_partition": rows,
         "objects_by_partition": _count_by(good),
+        "bytes_by_partition": _count_by(good, "size"),
         "quarantined": [{"uri": o["uri"], "kind": kind, "detail": detail,
                          "partition_key": o["partition_key"]} for o, kind, detail in quarantined],
         "renamed_columns": renamed,
@@ -466,10 +474,11 @@ def _bronze_result(objects, good, quarantined, rows, renamed) -> dict:
     }  # fmt: skip
 
 
-def _count_by(objects: list[dict[str, Any]]) -> dict[str, int]:
+def _count_by(objects: list[dict[str, Any]], weight: str | None = None) -> dict[str, int]:
     out: dict[str, int] = {}
     for obj in objects:
-        out[obj["partition_key"]] = out.get(obj["partition_key"], 0) + 1
+        key = obj["partition_key"]
+        out[key] = out.get(key, 0) + (obj[weight] if weight else 1)
     return out
 
 
@@ -578,13 +587,20 @@ def gold(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dict)
     tables.read(silver_table).createOrReplaceTempView(silver_table)
     if extras.get("view"):
         tables.view(extras["table"], extras["select"])
-        return {"rows": tables.read(extras["table"]).count() if LOCAL_TABLES else None}
+        by_region = tables.read(extras["table"]).groupBy("region").count().collect()
+        return {"rows_by_region": sorted([r["region"], r["count"]] for r in by_region)}
     params = _params(extras) if extras.get("window") else None
     df = spark.sql(extras["select"], args=params).cache()
     tables.write(extras["table"], df, extras["write"])
     result: dict[str, Any] = {"rows": df.count()}
     if "status" in df.columns:  # fleet health: who went silent
-        result["silent"] = df.where("status = 'silent'").count()
+        silent = df.where("status = 'silent'")
+        result["silent"] = silent.count()
+        result["nodes"] = df.select("node_id").distinct().count()
+        result["silent_sensors"] = [
+            [r["node_id"], r["sensor_id"], r["last_reading_at"].isoformat()]
+            for r in silent.orderBy("last_reading_at").limit(50).collect()
+        ]
     if extras.get("partition_column"):
         result["rows_by_hour"] = _hour_counts(df, extras["partition_column"])
     return result

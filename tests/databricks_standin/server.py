@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from orchestration.databricks.standin.lakebase import LakebaseState
-from orchestration.databricks.standin.unity import UnityCatalogState
+from tests.databricks_standin.lakebase import LakebaseState
+from tests.databricks_standin.unity import UnityCatalogState
 
 
 class ApiError(Exception):

@@ -1,0 +1,1 @@
+"""Unity Catalog: the objects and grants an environment on Databricks needs."""

@@ -1,0 +1,1 @@
+"""The engines behind the lakehouse assets (the interface: orchestration/engine.py)."""
