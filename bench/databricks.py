@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import tempfile
 import time
@@ -93,6 +92,7 @@ def spark_gold(spark: Any, silver_path: Path, out: Path) -> float:
 def api_calls(workdir: Path, silver_path: Path) -> dict[str, Any]:
     """Databricks API calls for one hourly run and one 70-hour backfill (one job run each)."""
     import dagster as dg
+    import pyarrow.parquet as pq
 
     from orchestration.databricks.engine import DatabricksEngine
     from orchestration.databricks.workspace import Databricks
@@ -101,6 +101,7 @@ def api_calls(workdir: Path, silver_path: Path) -> dict[str, Any]:
     from orchestration.gold.assets import build_hourly_gold
     from orchestration.settings import environment_settings
     from orchestration.transforms.gold import GOLD_TABLES
+    from tests.databricks_standin.local_tables import write_table
     from tests.databricks_standin.server import serve
 
     settings = environment_settings("databricks")
@@ -108,8 +109,8 @@ def api_calls(workdir: Path, silver_path: Path) -> dict[str, Any]:
     gold = build_hourly_gold(GOLD_TABLES[0], env)
     out: dict[str, Any] = {}
     with serve(workdir / "standin", TOKEN) as workspace:
-        table = workspace.tables / "lakehouse" / "prod" / "silver_sensor_readings"
-        shutil.copytree(silver_path, table)
+        silver = pq.read_table(silver_path / "part-0.parquet")  # as the job leaves it: Delta
+        write_table(workspace.tables, "prod", "silver_sensor_readings", silver)
         resource = Databricks(host=workspace.host, token=TOKEN, poll_interval_seconds=1,
                               message_interval_seconds=1, environment=settings.name)  # fmt: skip
         engine = DatabricksEngine(databricks=resource, **engine_fields(settings))

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from edge_agent import __version__
 from edge_agent.contract import (
+    SidecarDocument,
     dagster_partition_key,
     data_object_key,
     landing_asset_key,
@@ -124,43 +125,41 @@ def build_and_upload(claim: Claim, rows: ClaimRows, ctx: BatchContext) -> BatchR
     rejected_parts.append(shaped.rejected)
     result.rows_removed = shaped.removed
 
-    common = {
-        "format": "edge-agent/landing-batch",
-        "format_version": 1,
-        "agent_version": __version__,
-        "node_id": ctx.node_id,
-        "region": ctx.region,
-        "scenario": claim.pipeline_type,
-        "source_table": ctx.source.name,
-        "batch_id": claim.batch_id,
-        "watermark": {
+    common: dict[str, Any] = dict(
+        agent_version=__version__,
+        node_id=ctx.node_id,
+        region=ctx.region,
+        scenario=claim.pipeline_type,
+        source_table=ctx.source.name,
+        batch_id=claim.batch_id,
+        watermark={
             "key_column": ctx.source.key_column,
             "start_exclusive": claim.start_key,
             "end_inclusive": claim.end_key,
         },
-        "rules": list(shaped.rules),
-    }
+        rules=list(shaped.rules),
+    )
     asset_key = landing_asset_key(claim.pipeline_type)
     for hour, part, times in split_by_hour(shaped.rows, shaped.event_time):
         body = encode_parquet(part, ts, ctx.source.key_column)
         key = data_object_key(hour, ctx.node_id, claim.batch_id)
         bounds = pc.min_max(times)
-        sidecar = {
+        sidecar = SidecarDocument(
             **common,
-            "object_key": key,
-            "metadata_key": sidecar_key(key),
-            "partition": {"hour": dagster_partition_key(hour)},
-            "row_count": part.num_rows,
-            "first_timestamp": _iso(bounds["min"].as_py()),
-            "last_timestamp": _iso(bounds["max"].as_py()),
-            "schema_fingerprint": schema_fingerprint(part.schema),
-            "schema": [{"name": f.name, "type": str(f.type)} for f in part.schema],
-            "content_sha256": hashlib.sha256(body).hexdigest(),
+            object_key=key,
+            metadata_key=sidecar_key(key),
+            partition={"hour": dagster_partition_key(hour)},
+            row_count=part.num_rows,
+            first_timestamp=_iso(bounds["min"].as_py()),
+            last_timestamp=_iso(bounds["max"].as_py()),
+            schema_fingerprint=schema_fingerprint(part.schema),
+            schema=[{"name": f.name, "type": str(f.type)} for f in part.schema],
+            content_sha256=hashlib.sha256(body).hexdigest(),
             # A single-part upload's ETag is this MD5, so readers can verify the object from a
             # listing without downloading it.
-            "content_md5": hashlib.md5(body, usedforsecurity=False).hexdigest(),
-            "content_bytes": len(body),
-        }
+            content_md5=hashlib.md5(body, usedforsecurity=False).hexdigest(),
+            content_bytes=len(body),
+        ).to_json()
         crashpoint("before_upload")
         stored = ctx.store.put(claim.bucket, key, body, "application/vnd.apache.parquet")
         crashpoint("between_data_and_metadata")
@@ -182,15 +181,15 @@ def build_and_upload(claim: Claim, rows: ClaimRows, ctx: BatchContext) -> BatchR
         key = rejected_object_key(ctx.node_id, claim.batch_id)
         body = encode_parquet(rejects, ts)
         reasons = pc.value_counts(rejects.column("_reject_reason")).to_pylist()
-        sidecar = {
+        sidecar = SidecarDocument(
             **common,
-            "object_key": key,
-            "metadata_key": sidecar_key(key),
-            "row_count": rejects.num_rows,
-            "reject_reasons": {r["values"]: r["counts"] for r in reasons},
-            "content_sha256": hashlib.sha256(body).hexdigest(),
-            "content_bytes": len(body),
-        }
+            object_key=key,
+            metadata_key=sidecar_key(key),
+            row_count=rejects.num_rows,
+            reject_reasons={r["values"]: r["counts"] for r in reasons},
+            content_sha256=hashlib.sha256(body).hexdigest(),
+            content_bytes=len(body),
+        ).to_json()
         stored = ctx.store.put(claim.bucket, key, body, "application/vnd.apache.parquet")
         ctx.store.put(claim.bucket, sidecar["metadata_key"], _json(sidecar), "application/json")
         result.objects.append(stored)

@@ -8,6 +8,7 @@ lakehouse imports nothing else of the agent. Every piece that comes from users i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -36,16 +37,48 @@ PHYSICAL_RANGES: dict[str, tuple[float | None, float | None]] = {
     "longitude": (-180.0, 180.0),
 }
 
-# The sidecar JSON written beside each data object (after it: a sidecar means its object is
-# complete). Readers may rely on these fields.
-SIDECAR_FIELDS = (
-    "format", "format_version", "agent_version", "node_id", "region", "scenario",
-    "source_table", "batch_id", "watermark", "rules", "object_key", "metadata_key", "partition",
-    "row_count", "first_timestamp", "last_timestamp", "schema_fingerprint", "schema",
-    "content_sha256", "content_md5", "content_bytes",
-)  # fmt: skip
 SIDECAR_FORMAT = "edge-agent/landing-batch"
 SIDECAR_FORMAT_VERSION = 1  # the newest this contract reads; a newer agent's objects are refused
+
+
+@dataclass(frozen=True)
+class SidecarDocument:
+    """The sidecar JSON the agent writes beside each data object (after it: a sidecar means
+    its object is complete). `Sidecar.parse` is how the lakehouse reads it back."""
+
+    node_id: str
+    region: str
+    scenario: str
+    source_table: str
+    batch_id: str
+    watermark: dict[str, Any]
+    rules: list[str]
+    object_key: str
+    metadata_key: str
+    row_count: int
+    content_sha256: str
+    content_bytes: int
+    agent_version: str
+    # Data objects (not the rejects' object) also carry these.
+    partition: dict[str, str] | None = None
+    first_timestamp: str | None = None
+    last_timestamp: str | None = None
+    schema_fingerprint: str | None = None
+    schema: list[dict[str, str]] | None = None
+    content_md5: str | None = None
+    reject_reasons: dict[str, int] | None = None  # the rejects' object only
+    format: str = SIDECAR_FORMAT
+    format_version: int = SIDECAR_FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        """The document's fields, those that apply to this object."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+# Readers may rely on these fields of a data object's sidecar.
+SIDECAR_FIELDS = tuple(
+    f.name for f in dataclasses.fields(SidecarDocument) if f.name != "reject_reasons"
+)
 
 
 class SidecarError(ValueError):

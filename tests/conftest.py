@@ -247,9 +247,34 @@ def pytest_configure(config: pytest.Config) -> None:
         ensure_user_exists("embedded_postgres")
 
 
+# Tiers (`-m unit`, `-m "not e2e"` for the fast tier, see the README): end-to-end tests drive
+# processes the project starts (the demo, the webserver and daemon, agents, the Databricks
+# stand-in's Spark jobs); integration tests use a service (S3, PostgreSQL, a Dagster instance);
+# unit tests use none. A test's own tier marker wins.
+END_TO_END = (
+    "tests/test_live.py", "tests/test_ui.py", "tests/test_dagster.py",
+    "tests/test_databricks_", "tests/test_faults_end_to_end.py", "tests/test_dead_runs.py",
+    "tests/test_late_data.py", "tests/test_agent_install.py", "tests/test_bench.py",
+    "tests/test_production_instance.py", "tests/test_pipeline_cli.py",
+    "tests/test_hostile_objects.py::test_on_databricks", "tests/test_configuration.py",
+)  # fmt: skip
+SERVICES = ("s3", "s3_env", "instance", "postgres_dsn", "lakebase_db", "moto")
+TIERS = ("unit", "integration", "e2e")
+
+
+def _tier(item: pytest.Item) -> str:
+    if item.nodeid.startswith(END_TO_END):
+        return "e2e"
+    if any(f in SERVICES for f in getattr(item, "fixturenames", ())):
+        return "integration"
+    return "unit"
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if not any(item.get_closest_marker(t) for t in TIERS):
+            item.add_marker(getattr(pytest.mark, _tier(item)))
         shared = [f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())]
         if shared:
             item.add_marker(pytest.mark.xdist_group(shared[0]))

@@ -131,12 +131,42 @@ def test_the_databricks_job_stands_alone() -> None:
             assert not bad, f"{module} imports {sorted(bad)}"
 
 
+def test_the_databricks_job_has_no_local_mode() -> None:
+    """The job reads no variable but the one Pipes sets on classic clusters, and names nothing
+    local: a test runner hands it a runtime instead of switching it into a mode."""
+    source = (ROOT / "orchestration" / "databricks" / "job" / "lakehouse_job.py").read_text()
+    read = {
+        ast.unparse(node)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and "environ" in ast.unparse(node.func)
+    }
+    assert read == {"os.environ.get('DAGSTER_PIPES_CONTEXT')"}, read
+    for word in ("LOCAL", "standin", "stand-in", "STANDIN"):
+        assert word not in source, word
+
+
 def test_the_product_never_imports_test_doubles() -> None:
     """The Databricks stand-in and every other double live under tests/, outside the wheel."""
     for module, imports in _all_imports().items():
         doubles = {i for i in imports if i.split(".")[0] == "tests"}
         assert not doubles, f"{module} imports {sorted(doubles)}"
     assert not list((ROOT / "orchestration").rglob("*standin*"))
+
+
+def test_the_wheel_holds_the_product_and_no_test_double(tmp_path: Path) -> None:
+    """What `uv build` ships: the orchestration package, with the job, without tests/."""
+    import subprocess
+    import zipfile
+
+    subprocess.run(
+        ["uv", "build", "--wheel", "-o", str(tmp_path), "--no-build-logs"],
+        cwd=ROOT, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("edge_lakehouse-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "orchestration/databricks/job/lakehouse_job.py" in names
+    assert "orchestration/engine.py" in names
+    assert not [n for n in names if n.startswith("tests/") or "standin" in n], names
 
 
 def _decorators(path: Path) -> set[str]:

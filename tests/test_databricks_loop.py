@@ -26,6 +26,7 @@ from orchestration.defs import build_definitions
 from orchestration.resources import LandingZone
 from orchestration.warehouse import Warehouse
 from tests.daemon import DaemonLoop
+from tests.databricks_standin.local_tables import read_table
 from tests.databricks_standin.server import Workspace, serve
 from tests.lakehouse import NOW, hour_key, put_object, reading
 
@@ -69,8 +70,7 @@ def test_sensor_automation_and_runs_drive_the_databricks_engine_to_postgres(
     assert loop.materializations("lakebase/gold_sensor_hourly_stats") == 1
     # One Databricks job run per asset run, every one of them successful.
     assert all(r.result == "SUCCESS" for r in standin.runs.values())
-    silver = pl.read_parquet(standin.tables / "lakehouse" / "prod" / "silver_sensor_readings"
-                             / "*.parquet")  # fmt: skip
+    silver = pl.from_arrow(read_table(standin.tables, "prod", "silver_sensor_readings"))
     assert silver.height == 29
     dsn = postgres_dsn.replace("/postgres?", "/lakebase?")
     with psycopg.connect(dsn) as conn:

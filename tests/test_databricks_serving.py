@@ -15,7 +15,6 @@ from typing import Any
 import dagster as dg
 import psycopg
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from orchestration.catalog.assets import unity_catalog_asset
@@ -24,6 +23,7 @@ from orchestration.databricks.workspace import Databricks
 from orchestration.lakebase.assets import build_synced_table
 from orchestration.lakebase.workload import load_workload
 from orchestration.resources import LandingZone
+from tests.databricks_standin.local_tables import write_table
 from tests.databricks_standin.server import Workspace, serve
 from tests.lakehouse import databricks_resources, environment
 
@@ -41,7 +41,7 @@ def standin(
 
 
 def _gold(workspace: Workspace, rows: int) -> None:
-    """gold_sensor_hourly_stats as the Databricks job leaves it (Parquet under the stand-in)."""
+    """gold_sensor_hourly_stats as the Databricks job leaves it (a Delta table)."""
     hour = datetime(2026, 11, 25, 10, tzinfo=UTC)
     table = pa.table({
         "sensor_id": [f"AMS_{i:06d}" for i in range(rows)],
@@ -49,11 +49,7 @@ def _gold(workspace: Workspace, rows: int) -> None:
         "readings": list(range(rows)),
         "avg_temperature": [60.0 + i / 10 for i in range(rows)],
     })  # fmt: skip
-    target = workspace.tables / "lakehouse" / "prod" / "gold_sensor_hourly_stats"
-    target.mkdir(parents=True, exist_ok=True)
-    for old in target.glob("*.parquet"):
-        old.unlink()
-    pq.write_table(table, target / "part-0.parquet")
+    write_table(workspace.tables, "prod", "gold_sensor_hourly_stats", table)
 
 
 def _resources(workspace: Workspace) -> dict[str, Any]:

@@ -120,4 +120,4 @@ def test_preview_names_the_sampled_objects_bronze_would_quarantine(
     for uri, why in expected.items():
         if "differs only in case" not in why:
             assert why in named.get(uri, ""), (uri, named.get(uri))
-    assert summary["objects_sampled"] == 18 and "temperature" in summary["columns"]
+    assert summary["objects_sampled"] == 19 and "temperature" in summary["columns"]

@@ -13,7 +13,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from edge_agent.contract import Sidecar
 from edge_agent.contract import schema_fingerprint as fingerprint
 from orchestration.bronze import bookkeeping
 from orchestration.bronze.admission import column_problem
@@ -21,6 +20,7 @@ from orchestration.bronze.figures import BronzeLoad, BronzeRequest, PartitionLoa
 from orchestration.bronze.objects import (
     QuarantinedObject,
     StagedObject,
+    lineage,
     reason,
     row_count_mismatch,
     stage_all,
@@ -81,16 +81,6 @@ def data_schema(conn: duckdb.DuckDBPyConnection, table: str) -> pa.Schema | None
     schema = conn.execute(f"SELECT * FROM {quote(table)} LIMIT 0").to_arrow_table().schema
     hidden = {*LINEAGE_COLUMNS, RESCUED_COLUMN}
     return pa.schema([f for f in schema if f.name not in hidden])
-
-
-def _lineage(obj: LandingObject, sidecar: Sidecar, target: PartitionTarget) -> dict:
-    return {
-        "_source_object": obj.uri,
-        "_node_id": sidecar.node_id,
-        "_region": target.region or sidecar.region,
-        "_batch_id": sidecar.batch_id,
-        "_partition_hour": target.hour,
-    }
 
 
 def _with_lineage(
@@ -323,7 +313,7 @@ class _Load:
             self.result.added_columns += [f.name for f in reconciled.added]
 
     def _lineage(self, staged: StagedObject) -> dict[str, Any]:
-        return _lineage(staged.obj, staged.sidecar, self.target_of[staged.obj.uri])
+        return lineage(staged.obj, staged.sidecar, self.target_of[staged.obj.uri])
 
     def _loaded(self, staged: StagedObject, rows: int, schema: pa.Schema) -> None:
         target = self.target_of[staged.obj.uri]

@@ -24,6 +24,7 @@ from orchestration.bronze.admission import (
     listing_problem,
     ownership_problem,
 )
+from orchestration.bronze.targets import PartitionTarget
 from orchestration.landing.objects import IncompleteUpload, LandingObject
 
 CHUNK_BYTES = 1 << 20  # an object streams to disk; memory does not grow with its size
@@ -139,14 +140,29 @@ def read_sidecar(
     return sidecar if problem is None else QuarantinedObject(obj, problem)
 
 
+def admit(client: Any, obj: LandingObject, limits: LandingLimits) -> Sidecar | QuarantinedObject:
+    """The object's sidecar if the object passes admission (caps, the key's node, a readable
+    sidecar of this node), else the object quarantined with why: both engines' first step."""
+    ruled_out = admitted(obj, limits)
+    return ruled_out if ruled_out is not None else read_sidecar(client, obj, limits)
+
+
+def lineage(obj: LandingObject, sidecar: Sidecar, target: PartitionTarget) -> dict[str, Any]:
+    """The lineage columns every row of the object gets in bronze."""
+    return {
+        "_source_object": obj.uri,
+        "_node_id": sidecar.node_id,
+        "_region": target.region or sidecar.region,
+        "_batch_id": sidecar.batch_id,
+        "_partition_hour": target.hour,
+    }
+
+
 def stage(
     client: Any, obj: LandingObject, path: Path, limits: LandingLimits
 ) -> StagedObject | QuarantinedObject:
     """Download the object to `path`, hashing as it streams; keep it only if the checksum holds."""
-    ruled_out = admitted(obj, limits)
-    if ruled_out is not None:
-        return ruled_out
-    sidecar = read_sidecar(client, obj, limits)
+    sidecar = admit(client, obj, limits)
     if isinstance(sidecar, QuarantinedObject):
         return sidecar
     digest, size = hashlib.sha256(), 0

@@ -13,9 +13,9 @@ from orchestration.bronze.admission import LandingLimits, column_problem
 from orchestration.bronze.figures import BronzeLoad, BronzeRequest, PartitionLoad
 from orchestration.bronze.objects import (
     QuarantinedObject,
-    admitted,
+    admit,
+    lineage,
     read_columns,
-    read_sidecar,
     reason,
 )
 from orchestration.bronze.targets import PartitionTarget
@@ -223,10 +223,7 @@ def _object_entry(
     """What the job needs to verify and load one object: the sidecar's checksum and rows and
     the footer's columns, or the object quarantined by the admission rules the DuckDB engine
     applies (caps, the key's node, the sidecar, column names). The job checks the bytes."""
-    ruled_out = admitted(obj, limits)
-    if ruled_out is not None:
-        return ruled_out
-    sidecar = read_sidecar(client, obj, limits)
+    sidecar = admit(client, obj, limits)
     if isinstance(sidecar, QuarantinedObject):
         return sidecar
     columns = read_columns(client, obj, limits)
@@ -243,11 +240,5 @@ def _object_entry(
         "rows": sidecar.row_count,
         "columns": columns.names,
         "partition_key": target.partition_key,
-        "lineage": {
-            "_source_object": obj.uri,
-            "_node_id": sidecar.node_id,
-            "_region": target.region or sidecar.region,
-            "_batch_id": sidecar.batch_id,
-            "_partition_hour": target.hour.isoformat(),
-        },
+        "lineage": {**lineage(obj, sidecar, target), "_partition_hour": target.hour.isoformat()},
     }

@@ -115,12 +115,13 @@ class LakebaseState:
 
     def _copy(self, table: dict[str, Any]) -> int:
         import psycopg
-        import pyarrow.parquet as pq
+        import pyarrow as pa
+        from deltalake import DeltaTable
         from psycopg import sql
 
         source = table["spec"]["source_table_full_name"]  # catalog.schema.table
         catalog, schema, name = source.split(".")
-        data = pq.read_table(self.tables / catalog / schema / name)
+        data = pa.table(DeltaTable(str(self.tables / catalog / schema / name)).to_pyarrow_table())
         dsn = self._database_dsn(table["logical_database_name"])
         if dsn is None:
             return data.num_rows

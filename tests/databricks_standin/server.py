@@ -40,6 +40,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 from tests.databricks_standin.lakebase import LakebaseState
 from tests.databricks_standin.unity import UnityCatalogState
 
+ROOT = Path(__file__).resolve().parents[2]  # the project: the launcher is tests.databricks_standin
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -147,9 +149,10 @@ class Workspace:
         env = {
             **os.environ,
             **self.task_env,
-            "LAKEHOUSE_LOCAL_TABLES": str(self.tables),
-            "LAKEHOUSE_LOCAL_VOLUMES": str(self.volumes),
-            "LAKEHOUSE_LOCAL_DBFS": str(self.dbfs),
+            "STANDIN_TABLES": str(self.tables),
+            "STANDIN_VOLUMES": str(self.volumes),
+            "STANDIN_DBFS": str(self.dbfs),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
             "PYTHONUNBUFFERED": "1",
             # A job cluster's spark_env_vars (classic compute: Pipes bootstrap goes there).
             **run.task.get("new_cluster", {}).get("spark_env_vars", {}),
@@ -164,7 +167,14 @@ class Workspace:
         run.started_at = time.time()
         run.state = "RUNNING"
         process = subprocess.Popen(
-            [sys.executable, str(script), *task.get("parameters", [])],
+            # The Databricks runtime's part, played by the launcher; the job runs unchanged.
+            [
+                sys.executable,
+                "-m",
+                "tests.databricks_standin.launcher",
+                str(script),
+                *task.get("parameters", []),
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

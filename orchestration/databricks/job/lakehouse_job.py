@@ -7,9 +7,9 @@ exact list of verified landing objects, and how each table is written. It import
 the project, and reports figures back as one Pipes custom message; Dagster turns them into
 materializations and asset check results.
 
-On a workspace tables are Delta in Unity Catalog. Under the loopback stand-in (no workspace),
-`LAKEHOUSE_LOCAL_TABLES` names a folder where the same writes land as Parquet (local Spark has
-no Delta jars here) and `LAKEHOUSE_LOCAL_VOLUMES` maps `/Volumes/...` to a local folder.
+What it runs on is one `Runtime`, chosen once at start: on a workspace (`workspace_runtime`),
+the cluster's Spark session, Delta tables in Unity Catalog, Volumes under /Volumes and DBFS
+under /dbfs. Whatever starts the job some other way hands `main` its own runtime.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dagster_pipes import (
     PipesBufferedFilesystemMessageWriterChannel,
@@ -41,150 +42,44 @@ from dagster_pipes import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-LOCAL_TABLES = os.environ.get("LAKEHOUSE_LOCAL_TABLES")
-LOCAL_VOLUMES = os.environ.get("LAKEHOUSE_LOCAL_VOLUMES")
-LOCAL_DBFS = os.environ.get("LAKEHOUSE_LOCAL_DBFS")
 LINEAGE = ("_source_object", "_node_id", "_region", "_batch_id", "_partition_hour")
 RESCUED = "_rescued_data"
 
 
-def volume_path(path: str) -> str:
-    """A `/Volumes/...` path as this process can open it (mapped only under the stand-in)."""
-    if LOCAL_VOLUMES and path.startswith("/Volumes/"):
-        return str(Path(LOCAL_VOLUMES) / path.removeprefix("/Volumes/"))
-    return path
+class TableStore(Protocol):
+    """Where the environment's tables are: read them, replace rows, define views."""
+
+    streaming: bool  # Auto Loader can write into it
+
+    def fqn(self, table: str) -> str: ...
+    def exists(self, table: str) -> bool: ...
+    def read(self, table: str) -> DataFrame: ...
+    def write(self, table: str, df: DataFrame, spec: dict[str, Any]) -> None: ...
+    def view(self, name: str, select: str) -> None: ...
 
 
-class VolumeContextLoader(PipesUnityCatalogVolumesContextLoader):
-    @contextmanager
-    def load_context(self, params: Any) -> Iterator[Any]:
-        with super().load_context({**params, "path": volume_path(params["path"])}) as data:
-            yield data
+class DeltaTables:
+    """Delta tables in Unity Catalog: `{catalog}.{schema}.{table}`."""
 
-
-class WholeChunkChannel(PipesBufferedFilesystemMessageWriterChannel):
-    """Each message chunk written whole (temporary name, then renamed). On a workspace a Volume
-    or DBFS file is visible only once closed; under the stand-in the mount is a plain folder,
-    where a reader could otherwise see half a chunk and lose the rest of it."""
-
-    def upload_messages_chunk(self, payload: Any, index: int) -> None:
-        target = Path(self._path) / f"{index}.json"
-        staged = target.with_name(f".{index}.json.partial")
-        staged.write_text(payload.read(), encoding="utf-8")
-        staged.replace(target)
-
-
-def channel(path: str, interval: float) -> Any:
-    if LOCAL_VOLUMES or LOCAL_DBFS:
-        return WholeChunkChannel(path=path, interval=interval)
-    return PipesBufferedFilesystemMessageWriterChannel(path=path, interval=interval)
-
-
-class VolumeMessageWriter(PipesUnityCatalogVolumesMessageWriter):
-    def make_channel(self, params: Any) -> Any:
-        return channel(volume_path(params["path"]), self.interval)
-
-
-def dbfs_path(path: str) -> str:
-    """A DBFS path through the driver's /dbfs mount (a local folder under the stand-in)."""
-    return str(Path(LOCAL_DBFS or "/dbfs") / path.removeprefix("dbfs:").lstrip("/"))
-
-
-class DbfsContextLoader(PipesDbfsContextLoader):
-    @contextmanager
-    def load_context(self, params: Any) -> Iterator[Any]:
-        with Path(dbfs_path(params["path"])).open(encoding="utf-8") as f:
-            yield json.load(f)
-
-
-class DbfsMessageWriter(PipesDbfsMessageWriter):
-    def make_channel(self, params: Any) -> Any:
-        return channel(dbfs_path(params["path"]), self.interval)
-
-
-def pipes_channels() -> dict[str, Any]:
-    """Serverless: bootstrap on the command line, messages through the Volume. Classic job
-    clusters: bootstrap in spark_env_vars, messages through DBFS (dagster-databricks' way)."""
-    if os.environ.get("DAGSTER_PIPES_CONTEXT"):
-        return {
-            "context_loader": DbfsContextLoader(),
-            "message_writer": DbfsMessageWriter(),
-            "params_loader": PipesEnvVarParamsLoader(),
-        }
-    return {
-        "context_loader": VolumeContextLoader(),
-        "message_writer": VolumeMessageWriter(),
-        "params_loader": PipesCliArgsParamsLoader(),
-    }
-
-
-def spark_session() -> SparkSession:
-    builder = SparkSession.builder.appName("lakehouse")
-    if LOCAL_TABLES:  # local Spark under the stand-in
-        builder = (
-            builder.master("local[2]")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "4")
-        )
-    spark = builder.getOrCreate()
-    spark.conf.set("spark.sql.session.timeZone", "UTC")
-    return spark
-
-
-class Tables:
-    """The environment's tables: Delta in Unity Catalog, or Parquet folders under the stand-in."""
+    streaming = True
 
     def __init__(self, spark: SparkSession, catalog: str, schema: str) -> None:
         self.spark = spark
         self.catalog, self.schema = catalog, schema
-        if not LOCAL_TABLES:
-            spark.sql(f"USE CATALOG `{catalog}`")
-            spark.sql(f"USE SCHEMA `{schema}`")
-
-    def _path(self, table: str) -> Path:
-        return Path(LOCAL_TABLES or "") / self.catalog / self.schema / table
+        spark.sql(f"USE CATALOG `{catalog}`")
+        spark.sql(f"USE SCHEMA `{schema}`")
 
     def fqn(self, table: str) -> str:
         return f"`{self.catalog}`.`{self.schema}`.`{table}`"
 
     def exists(self, table: str) -> bool:
-        if LOCAL_TABLES:
-            return self._path(table).is_dir()
         return bool(self.spark.catalog.tableExists(f"{self.catalog}.{self.schema}.{table}"))
 
     def read(self, table: str) -> DataFrame:
-        if LOCAL_TABLES:
-            return self.spark.read.parquet(str(self._path(table)))
         return self.spark.table(self.fqn(table))
 
     def write(self, table: str, df: DataFrame, spec: dict[str, Any]) -> None:
-        """Write as `spec` says: Delta's replaceWhere (or a full overwrite) with its properties.
-
-        The Parquet stand-in keeps the same meaning: rows of the table matching the predicate
-        are replaced by `df`; every other row stays.
-        """
-        if not LOCAL_TABLES:
-            self._write_delta(table, df, spec)
-            return
-        path = self._path(table)
-        predicate = spec["options"].get("replaceWhere")
-        if predicate and path.is_dir():
-            kept = self.read(table).where(f"NOT ({predicate})")
-            df = kept.unionByName(df, allowMissingColumns=True)
-        staged = path.with_name(f".{table}.{uuid.uuid4().hex}")
-        df.write.mode("overwrite").parquet(str(staged))
-        if path.exists():
-            old = path.with_name(f".{table}.old.{uuid.uuid4().hex}")
-            path.rename(old)
-            staged.rename(path)
-            shutil.rmtree(old)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            staged.rename(path)
-
-    def _write_delta(self, table: str, df: DataFrame, spec: dict[str, Any]) -> None:
+        """Delta's replaceWhere (or a full overwrite), then the table's properties."""
         writer = df.write.format("delta").mode(spec["mode"])
         for key, value in spec["options"].items():
             writer = writer.option(key, value)
@@ -195,10 +90,75 @@ class Tables:
             self.spark.sql(f"ALTER TABLE {self.fqn(table)} SET TBLPROPERTIES ({pairs})")
 
     def view(self, name: str, select: str) -> None:
-        if LOCAL_TABLES:  # no metastore under the stand-in: the view is stored as its rows
-            self.write(name, self.spark.sql(select), {"mode": "overwrite", "options": {}})
-        else:
-            self.spark.sql(f"CREATE OR REPLACE VIEW {self.fqn(name)} AS {select}")
+        self.spark.sql(f"CREATE OR REPLACE VIEW {self.fqn(name)} AS {select}")
+
+
+@dataclass
+class Runtime:
+    """What the job runs on, chosen once at start."""
+
+    spark: SparkSession
+    tables: Callable[[SparkSession, str, str], TableStore] = DeltaTables
+    volumes: Path = Path("/Volumes")  # where Unity Catalog Volumes are mounted
+    dbfs: Path = Path("/dbfs")  # where DBFS is mounted on the driver
+    channel: Callable[[str, float], Any] = field(
+        default=lambda path, interval: PipesBufferedFilesystemMessageWriterChannel(
+            path=path, interval=interval
+        )
+    )
+
+    def volume_path(self, path: str) -> str:
+        """A `/Volumes/...` path as this process opens it."""
+        if path.startswith("/Volumes/"):
+            return str(self.volumes / path.removeprefix("/Volumes/"))
+        return path
+
+    def dbfs_path(self, path: str) -> str:
+        """A DBFS path through the driver's mount."""
+        return str(self.dbfs / path.removeprefix("dbfs:").lstrip("/"))
+
+    def pipes_channels(self) -> dict[str, Any]:
+        """Serverless: bootstrap on the command line, messages through the Volume. Classic job
+        clusters: bootstrap in spark_env_vars, messages through DBFS (dagster-databricks' way)."""
+        runtime = self
+
+        class VolumeContextLoader(PipesUnityCatalogVolumesContextLoader):
+            @contextmanager
+            def load_context(self, params: Any) -> Iterator[Any]:
+                local = {**params, "path": runtime.volume_path(params["path"])}
+                with super().load_context(local) as data:
+                    yield data
+
+        class VolumeMessageWriter(PipesUnityCatalogVolumesMessageWriter):
+            def make_channel(self, params: Any) -> Any:
+                return runtime.channel(runtime.volume_path(params["path"]), self.interval)
+
+        class DbfsContextLoader(PipesDbfsContextLoader):
+            @contextmanager
+            def load_context(self, params: Any) -> Iterator[Any]:
+                with Path(runtime.dbfs_path(params["path"])).open(encoding="utf-8") as f:
+                    yield json.load(f)
+
+        class DbfsMessageWriter(PipesDbfsMessageWriter):
+            def make_channel(self, params: Any) -> Any:
+                return runtime.channel(runtime.dbfs_path(params["path"]), self.interval)
+
+        if os.environ.get("DAGSTER_PIPES_CONTEXT"):
+            return {
+                "context_loader": DbfsContextLoader(),
+                "message_writer": DbfsMessageWriter(),
+                "params_loader": PipesEnvVarParamsLoader(),
+            }
+        return {
+            "context_loader": VolumeContextLoader(),
+            "message_writer": VolumeMessageWriter(),
+            "params_loader": PipesCliArgsParamsLoader(),
+        }
+
+
+def workspace_runtime() -> Runtime:
+    """The cluster's (or serverless compute's) Spark session and Unity Catalog."""
+    return Runtime(spark=SparkSession.builder.appName("lakehouse").getOrCreate())
 
 
 def _params(extras: dict[str, Any]) -> dict[str, datetime]:
@@ -390,7 +350,8 @@ def _reconcile(df: DataFrame, existing: list[str] | None, mode: str) -> tuple[Da
     return df.drop(*new), renamed  # none: new columns are ignored
 
 
-def bronze(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dict) -> dict:
+def bronze(pipes: PipesContext, runtime: Runtime, tables: TableStore, extras: dict) -> dict:
+    spark = runtime.spark
     table, objects = extras["table"], extras["objects"]
     existing = None
     if tables.exists(table):
@@ -398,7 +359,7 @@ def bronze(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dic
         existing = [c for c in tables.read(table).columns if c not in hidden]
     clashes = _case_clashes(objects, [*(existing or []), *LINEAGE, "_ingested_at", RESCUED])
     objects_to_stage = [o for o in objects if all(o is not c for c, *_ in clashes)]
-    folder = Path(volume_path(extras["staging"])) / f"run-{uuid.uuid4().hex}"
+    folder = Path(runtime.volume_path(extras["staging"])) / f"run-{uuid.uuid4().hex}"
     try:
         good, quarantined, paths = _stage(objects_to_stage, folder, extras)
         quarantined += clashes
@@ -483,16 +444,16 @@ def _count_by(objects: list[dict[str, Any]], weight: str | None = None) -> dict[
 
 
 def bronze_autoloader(
-    pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dict
+    pipes: PipesContext, runtime: Runtime, tables: TableStore, extras: dict
 ) -> dict:
     """Auto Loader discovery (Databricks only: cloudFiles is not in open-source Spark).
 
     Every new object of the sources, once by the checkpoint, with the lineage the Dagster path
     writes taken from each object's path (year=/month=/day=/hour=/<node>/<batch>.parquet).
     """
-    if LOCAL_TABLES:
+    if not tables.streaming:
         raise RuntimeError("Auto Loader (cloudFiles) runs on Databricks only, not on local Spark")
-    stream = spark.readStream.format("cloudFiles")
+    stream = runtime.spark.readStream.format("cloudFiles")
     for key, value in extras["options"].items():
         stream = stream.option(key, value)
     hour = r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})/([^/]+)/([^/]+)\.parquet$"
@@ -528,7 +489,8 @@ def bronze_autoloader(
 # -- silver ---------------------------------------------------------------------------------
 
 
-def silver(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dict) -> dict:
+def silver(pipes: PipesContext, runtime: Runtime, tables: TableStore, extras: dict) -> dict:
+    spark = runtime.spark
     params = _params(extras)
     selects = []
     for scenario, select in extras["selects"].items():
@@ -580,7 +542,8 @@ def silver(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dic
 # -- gold -----------------------------------------------------------------------------------
 
 
-def gold(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dict) -> dict:
+def gold(pipes: PipesContext, runtime: Runtime, tables: TableStore, extras: dict) -> dict:
+    spark = runtime.spark
     silver_table = extras["source"]
     if not tables.exists(silver_table):
         raise RuntimeError(f"{silver_table} does not exist yet")
@@ -609,12 +572,13 @@ def gold(pipes: PipesContext, spark: SparkSession, tables: Tables, extras: dict)
 STEPS = {"bronze": bronze, "bronze_autoloader": bronze_autoloader, "silver": silver, "gold": gold}
 
 
-def main() -> None:
-    spark = spark_session()  # first: the DBFS message writer expects an active session
-    with open_dagster_pipes(**pipes_channels()) as pipes:
+def main(runtime: Runtime | None = None) -> None:
+    runtime = runtime or workspace_runtime()  # first: the DBFS writer expects a live session
+    runtime.spark.conf.set("spark.sql.session.timeZone", "UTC")
+    with open_dagster_pipes(**runtime.pipes_channels()) as pipes:
         extras = pipes.extras
-        tables = Tables(spark, extras["catalog"], extras["schema"])
-        result = STEPS[extras["step"]](pipes, spark, tables, extras)
+        tables = runtime.tables(runtime.spark, extras["catalog"], extras["schema"])
+        result = STEPS[extras["step"]](pipes, runtime, tables, extras)
         result["job_sha256"] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
         pipes.report_custom_message(json.loads(json.dumps(result, default=str)))
 
