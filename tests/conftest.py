@@ -257,6 +257,10 @@ END_TO_END = (
     "tests/test_late_data.py", "tests/test_agent_install.py", "tests/test_bench.py",
     "tests/test_production_instance.py", "tests/test_pipeline_cli.py",
     "tests/test_hostile_objects.py::test_on_databricks", "tests/test_configuration.py",
+    "tests/test_agent_exactly_once.py", "tests/test_agent_reports.py",  # agents killed
+    "tests/test_hostile_objects.py::test_a_transient",  # runs retried after their delay
+    "tests/test_hostile_objects.py::test_a_connection_dropped",
+    "tests/test_unreachable.py::test_a_run_without_s3",  # S3 client timeouts, as a user sees
 )  # fmt: skip
 SERVICES = ("s3", "s3_env", "instance", "postgres_dsn", "lakebase_db", "moto")
 TIERS = ("unit", "integration", "e2e")
