@@ -34,8 +34,8 @@ def build_definitions(
 ) -> dg.Definitions:
     """The project's definitions for `environment` (LAKEHOUSE_ENV when None, read here once);
     `resources` replaces default resources by key (tests, demo)."""
-    # Configuration errors fail here, when the definitions load (and `dagster definitions
-    # validate` in CI), not hours later in a run.
+    # Configuration errors fail here, when the definitions load (and `dg check defs` in CI),
+    # not hours later in a run.
     env = resolve_environment(environment)
     return definitions_for(env, resources)
 

@@ -23,11 +23,11 @@ from tests.lakehouse import DEV, NOW, hour_key
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_an_unknown_environment_fails_definitions_validate_in_one_sentence(
+def test_an_unknown_environment_fails_dg_check_defs_in_one_sentence(
     tmp_path: Path,
 ) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-f", "definitions.py"],
+        [str(Path(sys.executable).with_name("dg")), "check", "defs"],
         cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(tmp_path), "LAKEHOUSE_ENV": "nonsense"},
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip

@@ -7,10 +7,12 @@ PostgreSQL; and a Dagster run stopped mid-job cancels its Databricks run.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,9 +96,14 @@ def unanswered_s3() -> Iterator[str]:
         yield f"http://127.0.0.1:{server.getsockname()[1]}"
 
 
+@pytest.mark.parametrize("phase", ["submitting", "polling", "reading_messages"])
 def test_stopping_a_dagster_run_cancels_its_databricks_run(
-    s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, unanswered_s3: str
+    phase: str, s3: Any, s3_env: str, bucket_prefix: str, tmp_path: Path, unanswered_s3: str
 ) -> None:
+    """Ctrl-C of `dagster asset materialize` (what terminating the run from the UI sends)
+    cancels the Databricks run whatever the step is doing: waiting for the submit's reply (the
+    run has started; it is found again by its idempotency token), polling the run, or reading
+    the job's Pipes messages."""
     landing = LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
     put_object(s3, landing.bucket("raw"), NOW, [reading(i, NOW) for i in range(1, 11)])
     # Dagster lists the landing objects on the real endpoint; the Databricks job downloads them
@@ -110,6 +117,19 @@ def test_stopping_a_dagster_run_cancels_its_databricks_run(
               f"{bucket_prefix}\n")  # fmt: skip
     (tmp_path / "run.yaml").write_text(config)
     with serve(tmp_path / "workspace", TOKEN, task_env) as standin:
+        held = threading.Event()
+        if phase == "submitting":
+            standin.hold_submit_reply = held  # the run starts; its id never reaches Dagster
+        ready = {
+            "submitting": lambda: _running(standin),
+            "polling": lambda: (
+                _running(standin) and standin.calls["GET /api/2.2/jobs/runs/get"] > 0
+            ),
+            "reading_messages": lambda: (
+                _running(standin)  # a message chunk was read
+                and any(re.search(r"/\d+\.json$", path) for path in standin.files_read)
+            ),
+        }[phase]
         env = {
             **os.environ, "DAGSTER_HOME": str(home), "DATABRICKS_HOST": standin.host,
             "DATABRICKS_TOKEN": TOKEN, "LAKEHOUSE_ENV": "databricks",
@@ -122,22 +142,23 @@ def test_stopping_a_dagster_run_cancels_its_databricks_run(
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         try:
-            # Interrupt once Dagster watches the run (it has polled it): a Ctrl-C that lands
-            # while the submit's reply is still on its way cancels nothing (dagster-databricks
-            # cancels only the run it polls), and the stand-in starts the task before replying.
-            _wait_for(lambda: any(r.state == "RUNNING" and r.process
-                                  for r in standin.runs.values())
-                      and standin.calls["GET /api/2.2/jobs/runs/get"] > 0,
-                      120, "Dagster to watch the running Databricks run")  # fmt: skip
+            _wait_for(ready, 120, f"the step to be {phase}")
+            if phase == "submitting":
+                assert standin.calls["GET /api/2.2/jobs/runs/get"] == 0  # no run id yet
             proc.send_signal(signal.SIGINT)  # Ctrl-C, or the run being terminated from the UI
             output, _ = proc.communicate(timeout=120)
         finally:
+            held.set()
             if proc.poll() is None:
                 proc.kill()
-        (run,) = standin.runs.values()
+        (run,) = standin.runs.values()  # the token found the run: no second run started
         _wait_for(lambda: run.ended_at is not None, 60, "the Databricks run to end")
     assert run.result == "CANCELED", output[-3000:]
     assert run.process is not None
     assert run.process.returncode == -signal.SIGKILL  # killed by the cancel: nothing left
     assert proc.returncode != 0
     assert "canceling Databricks job" in output
+
+
+def _running(standin: Workspace) -> bool:
+    return any(r.state == "RUNNING" and r.process for r in standin.runs.values())

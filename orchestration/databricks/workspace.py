@@ -158,14 +158,25 @@ class Databricks(dg.ConfigurableResource):
         # and every write replaces its partitions, so a rerun never duplicates data.
         attempt = f"{context.run.run_id}:{asset}:{step}:{context.retry_number}"
         token = hashlib.sha256(attempt.encode()).hexdigest()[:64]
-        pipes = self._pipes_client(client, workspace)
+        submits = _SubmitRecorder(client)
+        pipes = self._pipes_client(submits, workspace)
         run_name = f"lakehouse {step} {asset} ({context.run.run_id[:8]})"
-        invocation = pipes.run(
-            context=context,
-            extras=extras,
-            task=jobs.SubmitTask.from_dict(submit_task(step, asset, workspace)),
-            submit_args=_sdk_submit_args(submit_args(workspace, run_name, token)),
-        )
+        try:
+            invocation = pipes.run(
+                context=context,
+                extras=extras,
+                task=jobs.SubmitTask.from_dict(submit_task(step, asset, workspace)),
+                submit_args=_sdk_submit_args(submit_args(workspace, run_name, token)),
+            )
+        except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+            # Stopped in any phase: while the submit was on its way (dagster-databricks cancels
+            # only a run it has started polling), polling, or reading messages. The same submit
+            # with the same idempotency token names the run it started, if any: cancel it.
+            if submits.sent is not None:
+                run_id = client.jobs.submit(**submits.sent).bind()["run_id"]
+                context.log.info(f"interrupted: canceling Databricks job run {run_id}")
+                client.jobs.cancel_run(run_id)
+            raise
         messages = invocation.get_custom_messages()
         if not messages:  # the run succeeded but its report was not read: never guess figures
             raise dg.Failure(
@@ -176,6 +187,29 @@ class Databricks(dg.ConfigurableResource):
         run_id = invocation.metadata["Databricks Job Run ID"]
         run_id = int(getattr(run_id, "value", run_id))
         return figures, run_metadata(client.jobs.get_run(run_id))
+
+
+class _SubmitRecorder:
+    """The workspace client, noting the last job submit it sends (its arguments carry the
+    idempotency token) before sending it."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.sent: dict[str, Any] | None = None
+        recorder = self
+
+        class Jobs:
+            def submit(self, **kwargs: Any) -> Any:
+                recorder.sent = kwargs
+                return client.jobs.submit(**kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(client.jobs, name)
+
+        self.jobs = Jobs()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 def run_metadata(run: Any) -> dict[str, Any]:

@@ -104,6 +104,10 @@ class Workspace:
         self.tokens: dict[str, int] = {}
         self.lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        self.files_read: Counter[str] = Counter()  # Volume paths served (Pipes messages among them)
+        # Set by a test: the reply to a run's first submit waits for it (the run has started),
+        # as a reply lost or slow on the network would.
+        self.hold_submit_reply: threading.Event | None = None
         self.unity = UnityCatalogState()
         self.lakebase = LakebaseState(self.tables, postgres_dsn)
         self.host = ""
@@ -141,6 +145,8 @@ class Workspace:
                 self.tokens[token] = run.run_id
         timeout = body.get("timeout_seconds") or 0
         threading.Thread(target=self._execute, args=(run, timeout), daemon=True).start()
+        if self.hold_submit_reply is not None:
+            self.hold_submit_reply.wait(120)
         return {"run_id": run.run_id}
 
     def _execute(self, run: Run, timeout: float) -> None:
@@ -343,6 +349,7 @@ def _get_file(h: Handler, p: dict[str, str], _: dict) -> Any:
     if not target.is_file():
         raise ApiError(404, "NOT_FOUND", f"{p['path']} does not exist")
     data = target.read_bytes()
+    h.workspace.files_read[p["path"]] += 1
     start = 0
     if (ranged := h.headers.get("Range")) and ranged.startswith("bytes="):
         start = int(ranged.removeprefix("bytes=").split("-")[0] or 0)

@@ -332,11 +332,16 @@ def _read_objects(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, dic
 def _reconcile(df: DataFrame, existing: list[str] | None, mode: str) -> tuple[DataFrame, list]:
     """Auto Loader's schema modes against the bronze table's current data columns."""
     renamed = []
-    for name in df.columns:  # data columns named like bronze's own are kept, renamed
-        if name in (*LINEAGE, "_ingested_at", RESCUED):  # (`_path` is the job's own)
+    reserved = {*LINEAGE, "_ingested_at", RESCUED}  # (`_path` is the job's own)
+    taken = set(df.columns)
+    for name in list(df.columns):  # data columns named like bronze's own are kept, renamed
+        if name in reserved:  # as bronze does on DuckDB: `_data`, then `_` until it is free
             new = f"{name}_data"
+            while new in taken or new in reserved:
+                new += "_"
             df = df.withColumnRenamed(name, new)
             renamed.append([name, new])
+            taken.add(new)
     if existing is None or mode == "addNewColumns":
         return df, renamed
     new = [c for c in df.columns if c not in existing and c != "_path"]
