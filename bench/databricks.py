@@ -113,7 +113,7 @@ def api_calls(workdir: Path, silver_path: Path) -> dict[str, Any]:
         write_table(workspace.tables, "prod", "silver_sensor_readings", silver)
         resource = Databricks(host=workspace.host, token=TOKEN, poll_interval_seconds=1,
                               message_interval_seconds=1, environment=settings.name)  # fmt: skip
-        engine = DatabricksEngine(databricks=resource, **engine_fields(settings))
+        engine = DatabricksEngine(**engine_fields(settings))
         with dg.instance_for_test() as instance:
             for label, hours in (("hourly_run", 1), ("backfill_70h", 70)):
                 workspace.calls.clear()
@@ -123,8 +123,8 @@ def api_calls(workdir: Path, silver_path: Path) -> dict[str, Any]:
                     "dagster/asset_partition_range_end": last.strftime("%Y-%m-%d-%H:%M"),
                 }
                 runs_before = len(workspace.runs)
-                dg.materialize([gold], resources={"engine": engine}, instance=instance,
-                               tags=tags)  # fmt: skip
+                resources = {"engine": engine, "databricks": resource}
+                dg.materialize([gold], resources=resources, instance=instance, tags=tags)
                 out[label] = {
                     "hours": hours,
                     "job_runs": len(workspace.runs) - runs_before,

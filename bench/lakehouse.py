@@ -103,9 +103,8 @@ def bronze_materialize(endpoint: str, hours: list[str], workdir: Path) -> tuple[
             resources={
                 "landing": LandingZone(endpoint_url=endpoint),
                 "warehouse": warehouse,
-                "engine": DuckDBEngine(
-                    warehouse=warehouse, lakebase=Lakebase(), **engine_fields(env.settings)
-                ),
+                "lakebase": Lakebase(),
+                "engine": DuckDBEngine(**engine_fields(env.settings)),
             },
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             tags={

@@ -24,7 +24,7 @@ from orchestration.maintenance.executor import host_tagging_executor
 from orchestration.reports.assets import report_assets, reports_daily_job, reports_daily_schedule
 from orchestration.resources import LandingZone
 from orchestration.schedules import lakehouse_hourly_job, lakehouse_schedules, regional_bronze_job
-from orchestration.settings import ConfigurationError
+from orchestration.settings import ConfigurationError, configured_for
 from orchestration.silver.assets import silver_asset
 from orchestration.warehouse import Warehouse
 
@@ -44,7 +44,7 @@ def definitions_for(env: Environment, resources: Mapping[str, Any] | None = None
     settings = env.settings
     bound = {
         "landing": LandingZone.for_environment(settings),
-        "warehouse": Warehouse(environment=settings.name),
+        "warehouse": configured_for(Warehouse, {"environment": settings.name}),
         "lakebase": Lakebase(),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),
         **_engine_resources(env),
@@ -94,8 +94,8 @@ def _engine(env: Environment, bound: Mapping[str, Any]) -> LakehouseEngine:
     if env.engine == "databricks":
         from orchestration.databricks.engine import DatabricksEngine
 
-        return DatabricksEngine(databricks=bound["databricks"], **fields)
-    return DuckDBEngine(warehouse=bound["warehouse"], lakebase=bound["lakebase"], **fields)
+        return configured_for(DatabricksEngine, fields)
+    return configured_for(DuckDBEngine, fields)
 
 
 def _engine_resources(env: Environment) -> dict[str, Any]:

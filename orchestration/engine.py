@@ -1,7 +1,7 @@
 """The engine interface: what each layer asks of the engine that holds its tables.
 
 Every bronze, silver, gold and synced-table asset is defined once (orchestration/<layer>/assets.py)
-and calls the `engine` resource: DuckDB on one machine (`engines/duckdb.py`) or Databricks
+and calls the `engine` resource: DuckDB on one machine (`engines/duckdb_engine.py`) or Databricks
 through Pipes (`databricks/engine.py`). Dagster does the discovery and bookkeeping; the engine,
 given the exact objects or hours, loads or builds and returns these typed figures, from which
 the asset's metadata and checks are made the same way on both engines.

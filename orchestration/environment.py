@@ -4,6 +4,7 @@ process can hold two environments' definitions without either leaking into the o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -13,8 +14,8 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.home import dagster_home, make_private
-from orchestration.settings import EnvironmentSettings, environment_settings
+from orchestration.home import dagster_home
+from orchestration.settings import ConfigurationError, EnvironmentSettings, environment_settings
 
 INSTALLATION_FILE = "lakehouse_installation.json"
 PARTITION_FORMAT = "%Y-%m-%d-%H:00"
@@ -23,6 +24,13 @@ ENGINE_KINDS = {
     "databricks": frozenset({"databricks", "pyspark", "delta"}),
 }
 ENGINE_LABELS = {"duckdb": "DuckDB", "databricks": "Delta on Databricks"}
+# The resources each engine works through, required by every asset that calls the engine (so
+# run config for them reaches the engine): the DuckDB file and the local PostgreSQL, or the
+# Databricks workspace.
+ENGINE_RESOURCE_KEYS = {
+    "duckdb": frozenset({"warehouse", "lakebase"}),
+    "databricks": frozenset({"databricks"}),
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,11 @@ class Environment:
     def kinds(self) -> set[str]:
         """The UI's kind tags of a table asset on this environment's engine."""
         return set(ENGINE_KINDS[self.engine])
+
+    def resource_keys(self, *keys: str) -> set[str]:
+        """`keys`, the `engine` and the resources the engine works through: what an asset that
+        calls the engine requires."""
+        return {*keys, "engine", *ENGINE_RESOURCE_KEYS[self.engine]}
 
     @property
     def engine_label(self) -> str:
@@ -79,26 +92,48 @@ def resolve_environment(name: str | None = None) -> Environment:
     return build_environment(environment_settings(name))
 
 
+# Before installations recorded their start, local environments started here: an existing
+# DAGSTER_HOME keeps it, so no partition it has materialized falls out of range on upgrade.
+EARLIER_START = "2026-10-01-00:00"
+
+
 def installation_start(settings: EnvironmentSettings, home: Path | None = None) -> str:
     """The first partition of a local installation: `history_days` before the day its
     DAGSTER_HOME first built these definitions, recorded there so it never moves (a fixed date
     would age: a new user would see thousands of Missing hours and more every day)."""
-    path = (home or dagster_home()) / INSTALLATION_FILE
-    try:
-        recorded = json.loads(path.read_text())
-        return _partition_key(recorded["first_partition"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    home = home or dagster_home()
+    path = home / INSTALLATION_FILE
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = (today - timedelta(days=settings.history_days)).strftime(PARTITION_FORMAT)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"first_partition": start, "recorded_at": today.isoformat()}))
-    make_private(tmp)
-    tmp.replace(path)
-    return start
+    existing = (home / "storage").exists() or any(home.glob("warehouse_*.duckdb"))
+    start = EARLIER_START if existing else today - timedelta(days=settings.history_days)
+    record = {"first_partition": _key(start), "recorded_at": today.isoformat()}
+    if not path.exists():  # the first process to link it records it; others read that one
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(record)}")
+        try:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(json.dumps(record))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # whole or not at all, never replacing another's record
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise ConfigurationError(f"{path}: cannot record the first partition ({why})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    return _recorded(path, today)
 
 
-def _partition_key(text: object) -> str:
-    if not isinstance(text, str):
-        raise TypeError("first_partition must be text")
-    return datetime.strptime(text, PARTITION_FORMAT).strftime(PARTITION_FORMAT)
+def _recorded(path: Path, today: datetime) -> str:
+    try:
+        text = json.loads(path.read_text())["first_partition"]
+        start = datetime.strptime(text, PARTITION_FORMAT).replace(tzinfo=UTC)
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigurationError(
+            f"{path}: first_partition must be an hour like {_key(today)}; fix or delete the file"
+        ) from None
+    if start > today + timedelta(days=1):
+        raise ConfigurationError(f"{path}: first_partition {text} is in the future")
+    return _key(start)
+
+
+def _key(moment: datetime | str) -> str:
+    return moment if isinstance(moment, str) else moment.strftime(PARTITION_FORMAT)

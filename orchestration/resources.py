@@ -21,7 +21,7 @@ from botocore.exceptions import (
 from pydantic import Field
 
 from edge_agent.contract import SCENARIOS, landing_bucket_for
-from orchestration.settings import EnvironmentSettings
+from orchestration.settings import EnvironmentSettings, configured_for
 
 
 class LandingUnreachableError(dg.Failure):
@@ -73,11 +73,11 @@ class LandingZone(dg.ConfigurableResource):
 
     @classmethod
     def for_environment(cls, settings: EnvironmentSettings, **fields: Any) -> LandingZone:
-        return cls(
-            lakehouse_region=settings.lakehouse_region,
-            regional_regions=list(settings.regional_regions),
-            **fields,
-        )
+        regions = {
+            "lakehouse_region": settings.lakehouse_region,
+            "regional_regions": list(settings.regional_regions),
+        }
+        return configured_for(cls, regions, **fields)
 
     def resolved_endpoint(self) -> str | None:
         return (

@@ -6,7 +6,7 @@ import os
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import dagster as dg
 import yaml
@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -34,6 +35,27 @@ class ConfigurationError(dg.Failure):
 
     def __str__(self) -> str:
         return self.message
+
+
+R = TypeVar("R", bound=dg.ConfigurableResource)
+
+
+def configured_for(resource: type[R], values: dict[str, Any], **fields: Any) -> R:
+    """`resource` with an environment's `values` as its class defaults. Dagster builds a
+    resource from its class defaults plus the run config's fields, so run config that sets one
+    field (a bucket prefix, a lock timeout) keeps the environment's catalog, regions and file
+    instead of silently falling back to another environment's."""
+    defaults: dict[str, Any] = {
+        name: (
+            resource.model_fields[name].annotation,
+            Field(default=value, description=resource.model_fields[name].description),
+        )
+        for name, value in values.items()
+    }
+    bound = create_model(  # type: ignore[call-overload]
+        resource.__name__, __base__=resource, __module__=resource.__module__, **defaults
+    )
+    return bound(**fields)
 
 
 def validation_message(source: Path | str, exc: ValidationError, within: str = "") -> str:

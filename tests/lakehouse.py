@@ -42,15 +42,11 @@ def environment(name: str = "dev") -> Environment:
 DEV = environment("dev")
 
 
-def duckdb_engine(warehouse: Warehouse, lakebase: Lakebase | None = None) -> DuckDBEngine:
-    """The DuckDB engine over `warehouse` (and `lakebase`, for synced tables)."""
-    fields = engine_fields(warehouse.settings())
-    return DuckDBEngine(warehouse=warehouse, lakebase=lakebase or Lakebase(), **fields)
-
-
 def engine_resources(warehouse: Warehouse, lakebase: Lakebase | None = None) -> dict[str, Any]:
-    """What silver, gold and synced tables need on the DuckDB engine."""
-    return {"warehouse": warehouse, "engine": duckdb_engine(warehouse, lakebase)}
+    """The DuckDB engine and what it works through: what bronze (with `landing`), silver, gold
+    and synced tables need."""
+    engine = DuckDBEngine(**engine_fields(warehouse.settings()))
+    return {"warehouse": warehouse, "lakebase": lakebase or Lakebase(), "engine": engine}
 
 
 def reading(i: int, hour: datetime, **overrides: Any) -> dict[str, Any]:
@@ -147,5 +143,5 @@ def databricks_resources(databricks: Any, landing: LandingZone) -> dict[str, Any
     from orchestration.databricks.engine import DatabricksEngine
 
     settings = environment_settings(databricks.environment)
-    engine = DatabricksEngine(databricks=databricks, **engine_fields(settings))
+    engine = DatabricksEngine(**engine_fields(settings))
     return {"landing": landing, "databricks": databricks, "engine": engine}

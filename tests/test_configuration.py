@@ -88,14 +88,15 @@ def test_a_configuration_error_in_a_run_fails_once_and_is_not_retried(
     """bronze has a retry policy (for S3 and lock hiccups); a bad environment is not one (here
     an engine configured, by hand, for an environment environments.yaml does not have)."""
     warehouse = Warehouse(database_path=str(tmp_path / "w.duckdb"))
-    engine = DuckDBEngine(warehouse=warehouse, lakebase=Lakebase(), environment="qa",
-                          catalog="lakehouse", schema_name="qa", regions=["us-east-1"])  # fmt: skip
+    engine = DuckDBEngine(environment="qa", catalog="lakehouse", schema_name="qa",
+                          regions=["us-east-1"])  # fmt: skip
     result = dg.materialize(
         [build_bronze_asset("raw", DEV)],
         partition_key=hour_key(NOW),
         resources={
             "landing": LandingZone(bucket_prefix="cfg"),
             "warehouse": warehouse,
+            "lakebase": Lakebase(),
             "engine": engine,
         },
         instance=instance,

@@ -14,6 +14,7 @@ import pytest
 
 from orchestration.defs import build_definitions
 from orchestration.environment import INSTALLATION_FILE
+from orchestration.settings import ConfigurationError
 
 TABLE_GROUPS = ("bronze", "silver", "gold", "lakebase")
 
@@ -91,6 +92,24 @@ def test_a_local_installation_keeps_the_start_it_recorded(
     partitions = _specs(later)["silver/sensor_readings"].partitions_def
     hours = partitions.get_num_partitions()
     assert hours == len(partitions.get_partition_keys())  # grows with time, from that start
+    # A damaged record is one sentence, never silently replaced (the start would move).
+    future = '{"first_partition": "2999-01-01-00:00"}'
+    for damaged, why in (("{not json", "fix or delete the file"), (future, "in the future")):
+        (tmp_path / INSTALLATION_FILE).write_text(damaged)
+        with pytest.raises(ConfigurationError, match=why):
+            build_definitions(environment="dev")
+
+
+def test_an_existing_installation_keeps_its_earlier_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrading a DAGSTER_HOME that already holds an instance and a warehouse: no hour it
+    has materialized falls out of the partitions."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "storage").mkdir()
+    (tmp_path / "warehouse_dev.duckdb").write_bytes(b"")
+    defs = build_definitions(environment="dev")
+    assert _specs(defs)["bronze/raw"].partitions_def.start == datetime(2026, 10, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("environment", ["dev", "databricks"])
@@ -113,3 +132,48 @@ def test_every_table_asset_names_its_table_before_it_has_run(
         if layer in ("silver", "gold"):
             columns = node.metadata["dagster/column_schema"].columns
             assert len(columns) >= 4 and all(c.description for c in columns[:2]), key
+
+
+def test_run_config_for_one_field_keeps_the_environment_of_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster builds a resource from its class defaults plus the run config's fields: a run
+    that sets only the bucket prefix or a lock timeout still uses staging's file and regions,
+    and what the engine works through is what the run configured."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    staging = build_definitions(environment="staging")
+    seen: dict[str, Any] = {}
+
+    @dg.asset(required_resource_keys={"warehouse", "landing", "engine"})
+    def probe(context) -> None:  # type: ignore[no-untyped-def]  # (a string annotation fails)
+        seen["file"] = context.resources.warehouse.path().name
+        seen["timeout"] = context.resources.warehouse.lock_timeout_seconds
+        seen["prefix"] = context.resources.landing.bucket_prefix
+        seen["regions"] = context.resources.landing.regional_regions
+        seen["schema"] = context.resources.engine.settings().schema
+
+    keys = ("warehouse", "landing", "engine")
+    defs = dg.Definitions(assets=[probe], resources={k: staging.resources[k] for k in keys})
+    defs.get_implicit_global_asset_job_def().execute_in_process(
+        run_config={
+            "resources": {
+                "warehouse": {"config": {"lock_timeout_seconds": 5}},
+                "landing": {"config": {"bucket_prefix": "acme"}},
+            }
+        }
+    )
+    assert seen == {
+        "file": "warehouse_staging.duckdb",
+        "timeout": 5,
+        "prefix": "acme",
+        "regions": ["us-east-1", "eu-west-1"],
+        "schema": "staging",
+    }
+    # Every asset that calls the engine requires what the engine works through: run config
+    # for `warehouse` reaches the tables the engine writes.
+    graph = staging.resolve_asset_graph()
+    for key in ("bronze/raw", "silver/sensor_readings", "gold/fleet_health"):
+        node = graph.get(dg.AssetKey.from_user_string(key))
+        assert {"engine", "warehouse", "lakebase"} <= set(node.assets_def.required_resource_keys), (
+            key
+        )

@@ -63,10 +63,10 @@ def _metadata(load: BronzeLoad, name: str) -> dict[str, Any]:
         dg.TableColumn(column, kind, description=DESCRIPTIONS.get(column))
         for column, kind in load.columns
     ] + [dg.TableColumn(column, kind, description=why) for column, kind, why in LINEAGE_SCHEMA]
-    metadata: dict[str, Any] = {
-        "table": name,
-        "dagster/table_name": name,
-        "run_rows": load.rows,
+    metadata: dict[str, Any] = {"table": name, "dagster/table_name": name, "run_rows": load.rows}
+    if not load.checked:  # Auto Loader: objects, bytes and renames are not known here
+        return {**metadata, **load.shown}
+    metadata |= {
         "run_objects": load.objects,
         "run_bytes": load.bytes,
         "run_objects_quarantined": len(load.quarantined),
@@ -74,14 +74,13 @@ def _metadata(load: BronzeLoad, name: str) -> dict[str, Any]:
         or "none",
         **load.shown,
     }
-    if not load.checked:
-        return metadata
-    metadata |= {
-        "run_objects_bulk_loaded": load.objects_bulk_loaded,
-        "rows_rescued": load.rescued_rows,
-        "columns_added": ", ".join(load.added_columns) or "none",
-        "dagster/column_schema": dg.TableSchema(columns=columns),
-    }
+    metadata["dagster/column_schema"] = dg.TableSchema(columns=columns)
+    if load.objects_bulk_loaded is not None:
+        metadata["run_objects_bulk_loaded"] = load.objects_bulk_loaded
+    if load.rescued_rows is not None:
+        metadata["rows_rescued"] = load.rescued_rows
+    if load.added_columns is not None:
+        metadata["columns_added"] = ", ".join(load.added_columns) or "none"
     if load.schema_version is not None:
         rows = "\n".join(
             f"| {v} | {change} | {mode} | {str(at)[:19]} | {len(json.loads(cols))} |"
@@ -128,6 +127,7 @@ def build_bronze_asset(scenario: str, env: Environment) -> dg.AssetsDefinition:
         group_name="bronze",
         pool="warehouse",
         kinds={*env.kinds, "s3"},
+        required_resource_keys=env.resource_keys("landing"),
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
         check_specs=[
@@ -142,12 +142,9 @@ def build_bronze_asset(scenario: str, env: Environment) -> dg.AssetsDefinition:
         description=f"Landing {scenario} objects verified and loaded into {env.engine_label}, "
         "by event hour.",
     )
-    def bronze(
-        context: dg.AssetExecutionContext,
-        config: BronzeConfig,
-        landing: LandingZone,
-        engine: LakehouseEngine,
-    ) -> dg.MaterializeResult:
+    def bronze(context: dg.AssetExecutionContext, config: BronzeConfig) -> dg.MaterializeResult:
+        landing: LandingZone = context.resources.landing
+        engine: LakehouseEngine = context.resources.engine
         settings = engine.settings()
         targets = partition_targets(context, scenario, landing)
         grace = config.incomplete_grace_minutes

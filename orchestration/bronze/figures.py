@@ -43,13 +43,13 @@ class BronzeLoad:
     rows: int = 0
     objects: int = 0
     bytes: int = 0
-    rescued_rows: int = 0
-    objects_bulk_loaded: int = 0  # DuckDB: loaded by one Parquet scan, not object by object
+    rescued_rows: int | None = 0  # None: the engine does not count them
+    objects_bulk_loaded: int | None = 0  # DuckDB: loaded by one Parquet scan, not one by one
     quarantined: list[QuarantinedObject] = field(default_factory=list)
     partitions: dict[str, PartitionLoad] = field(default_factory=dict)
     schema_version: int | None = None  # None: the engine keeps no schema history
     columns: list[tuple[str, str]] = field(default_factory=list)  # data columns as stored
-    added_columns: list[str] = field(default_factory=list)
+    added_columns: list[str] | None = field(default_factory=list)  # None: not reported
     renamed_columns: dict[str, str] = field(default_factory=dict)  # reserved name -> stored as
     schema_history: list[tuple[Any, ...]] = field(default_factory=list)
     shown: dict[str, Any] = field(default_factory=dict)  # the engine's view (preview, run link)

@@ -14,7 +14,7 @@ from orchestration.bronze.loader import data_schema
 from orchestration.bronze.preview import Preview, hours_between, hours_under_prefix, preview
 from orchestration.output import markdown_table, table_preview
 from orchestration.resources import LandingZone
-from orchestration.settings import ConfigurationError
+from orchestration.settings import ConfigurationError, configured_for, environment_settings
 from orchestration.warehouse import Warehouse
 
 
@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             start_hour=args.start_hour,
             end_hour=args.end_hour, sample_size=args.sample,
         )  # fmt: skip
-        result = run_preview(config, LandingZone(bucket_prefix=args.bucket_prefix), Warehouse())
+        settings = environment_settings()  # LAKEHOUSE_ENV, once, for this command
+        landing = LandingZone.for_environment(settings, bucket_prefix=args.bucket_prefix)
+        warehouse = configured_for(Warehouse, {"environment": settings.name})
+        result = run_preview(config, landing, warehouse)
     except (ConfigurationError, ValueError) as exc:
         print(f"lakehouse-preview: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -142,8 +142,9 @@ def build_landing_sensor(scenario: str, env: Environment) -> dg.SensorDefinition
             if not partitions.has_partition_key(change.partition_key):
                 context.log.warning(
                     f"{scenario} hour {change.partition_key} is before the first partition "
-                    f"({first}, partitions_start in environments.yaml): not loaded; move "
-                    "partitions_start back to load it"
+                    f"({first}): not loaded; move the environment's partitions_start (or, "
+                    "locally, first_partition in $DAGSTER_HOME/lakehouse_installation.json) "
+                    "back to load it"
                 )
         requests = [
             dg.RunRequest(

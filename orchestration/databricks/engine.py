@@ -44,10 +44,10 @@ from orchestration.transforms.gold import GoldTable
 
 
 class DatabricksEngine(LakehouseEngine):
-    """Delta tables in Unity Catalog, built by one job run per asset per Dagster run."""
+    """Delta tables in Unity Catalog, built by one job run per asset per Dagster run through the
+    `databricks` resource (the workspace), which the assets require on this engine."""
 
     engine: str = "databricks"
-    databricks: Databricks
 
     def discovers_objects(self) -> bool:
         workspace = self.settings().databricks
@@ -56,7 +56,7 @@ class DatabricksEngine(LakehouseEngine):
     def _run(
         self, context: dg.AssetExecutionContext, step: str, extras: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        figures, run = self.databricks.run_step(context, step, extras)
+        figures, run = _workspace(context).run_step(context, step, extras)
         return figures, {"table": self.table_name(*_layer_entity(extras["table"])), **run}
 
     # -- bronze -------------------------------------------------------------------------
@@ -81,22 +81,20 @@ class DatabricksEngine(LakehouseEngine):
         figures, run = self._run(context, "bronze", extras)
         by_uri = {obj.uri: obj for _, obj in request.listed}
         load.quarantined += [  # the job sends kinds; worded as on DuckDB
-            QuarantinedObject(by_uri[q["uri"]], reason(q["kind"], q["detail"]))
+            QuarantinedObject(_known(by_uri, q["uri"], "object"), reason(q["kind"], q["detail"]))
             for q in figures.get("quarantined", [])
         ]
         partition_of = {o.uri: t.partition_key for t, o in [*request.listed, *request.incomplete]}
         for q in load.quarantined:
             load.partitions[partition_of[q.obj.uri]].quarantined += 1
-        for key, rows in figures.get("rows_by_partition", {}).items():
-            load.partitions[key].rows = int(rows)
-        for key, count in figures.get("objects_by_partition", {}).items():
-            load.partitions[key].objects = int(count)
-        for key, size in figures.get("bytes_by_partition", {}).items():
-            load.partitions[key].bytes = int(size)
+        for figure, field in (("rows", "rows"), ("objects", "objects"), ("bytes", "bytes")):
+            for key, value in figures.get(f"{figure}_by_partition", {}).items():
+                setattr(_known(load.partitions, key, "partition"), field, int(value))
         load.rows = sum(p.rows for p in load.partitions.values())
         load.objects = int(figures.get("objects", 0))
         load.bytes = int(figures.get("bytes", 0))
         load.renamed_columns = dict(figures.get("renamed_columns", []))
+        load.rescued_rows = load.objects_bulk_loaded = load.added_columns = None  # not counted
         load.columns = [(name, kind) for name, kind in figures.get("columns", [])]
         load.shown = run
         return load
@@ -184,11 +182,12 @@ class DatabricksEngine(LakehouseEngine):
 
     def sync_table(self, context: dg.AssetExecutionContext, spec: TableToSync) -> SyncBuild:
         resources = bundle_resources(load_workload(), self.settings())["resources"]
-        client = self.databricks.client()
+        workspace = _workspace(context)
+        client = workspace.client()
         table = resources["synced_database_tables"][spec.name]
         try:
             _, ensured = ensure_lakebase(client, resources, spec.name)
-            state = sync_and_wait(client, table["name"], self.databricks.settings().timeout_seconds)
+            state = sync_and_wait(client, table["name"], workspace.settings().timeout_seconds)
         except LakebaseSyncError as exc:
             raise dg.Failure(description=str(exc)) from exc
         rows = postgres_rows(
@@ -206,6 +205,18 @@ class DatabricksEngine(LakehouseEngine):
                 "created": created or "none (all existed)",
             },
         )
+
+
+def _workspace(context: dg.AssetExecutionContext) -> Databricks:
+    return context.resources.databricks
+
+
+def _known(found: dict[str, Any], key: str, what: str) -> Any:
+    """What the job named, among what Dagster sent it; a job that names anything else is not
+    this version's (a stale script in the Volume?): fail in one sentence."""
+    if key not in found:
+        raise dg.Failure(description=f"the Databricks job reported an unknown {what} {key!r}")
+    return found[key]
 
 
 def _layer_entity(table: str) -> tuple[str, str]:

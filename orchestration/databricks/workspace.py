@@ -12,7 +12,12 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.settings import DatabricksWorkspace, EnvironmentSettings, environment_settings
+from orchestration.settings import (
+    DatabricksWorkspace,
+    EnvironmentSettings,
+    configured_for,
+    environment_settings,
+)
 
 JOB_SCRIPT = Path(__file__).with_name("job") / "lakehouse_job.py"
 ENVIRONMENT_KEY = "lakehouse"
@@ -169,39 +174,58 @@ class Databricks(dg.ConfigurableResource):
                 submit_args=_sdk_submit_args(submit_args(workspace, run_name, token)),
             )
         except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
-            # Stopped in any phase: while the submit was on its way (dagster-databricks cancels
-            # only a run it has started polling), polling, or reading messages. The same submit
-            # with the same idempotency token names the run it started, if any: cancel it.
-            if submits.sent is not None:
-                run_id = client.jobs.submit(**submits.sent).bind()["run_id"]
-                context.log.info(f"interrupted: canceling Databricks job run {run_id}")
-                client.jobs.cancel_run(run_id)
+            # Stopped while the submit was on its way: dagster-databricks cancels only a run it
+            # has started polling. The same submit with the same idempotency token names the run
+            # the first one started (or starts one, cancelled at once): cancel it.
+            if submits.sent is not None and submits.run_id is None:
+                _cancel_submitted(context, client, submits.sent)
             raise
+        run_id = invocation.metadata["Databricks Job Run ID"]
+        run_id = int(getattr(run_id, "value", run_id))
+        run = client.jobs.get_run(run_id)
+        if run.state and run.state.result_state and run.state.result_state.value == "CANCELED":
+            # Interrupted while polling or reading messages: dagster-databricks cancelled it.
+            raise dg.Failure(
+                description=f"Databricks run {run_id} for {asset} was canceled",
+                allow_retries=False,
+            )
         messages = invocation.get_custom_messages()
         if not messages:  # the run succeeded but its report was not read: never guess figures
             raise dg.Failure(
                 description=f"Databricks run for {asset} succeeded but its report did not arrive "
                 "through Pipes; its writes are idempotent, so the step can be retried"
             )
-        figures = messages[-1]
-        run_id = invocation.metadata["Databricks Job Run ID"]
-        run_id = int(getattr(run_id, "value", run_id))
-        return figures, run_metadata(client.jobs.get_run(run_id))
+        return messages[-1], run_metadata(run)
+
+
+def _cancel_submitted(context: Any, client: Any, sent: dict[str, Any]) -> None:
+    try:
+        run_id = client.jobs.submit(**sent).bind()["run_id"]
+        context.log.info(f"interrupted: canceling Databricks job run {run_id}")
+        client.jobs.cancel_run(run_id)
+    except Exception as exc:  # the interrupt stays what the step reports
+        context.log.error(
+            f"interrupted during submit, and the run could not be canceled ({exc}): cancel "
+            f"runs named {sent.get('run_name')!r} in the workspace"
+        )
 
 
 class _SubmitRecorder:
-    """The workspace client, noting the last job submit it sends (its arguments carry the
-    idempotency token) before sending it."""
+    """The workspace client, noting the job submit it sends (its arguments carry the
+    idempotency token) before sending it, and the run id once the reply arrives."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self.sent: dict[str, Any] | None = None
+        self.run_id: int | None = None
         recorder = self
 
         class Jobs:
             def submit(self, **kwargs: Any) -> Any:
                 recorder.sent = kwargs
-                return client.jobs.submit(**kwargs)
+                waiter = client.jobs.submit(**kwargs)
+                recorder.run_id = waiter.bind()["run_id"]
+                return waiter
 
             def __getattr__(self, name: str) -> Any:
                 return getattr(client.jobs, name)
@@ -241,6 +265,9 @@ def databricks_resource(settings: EnvironmentSettings) -> Databricks:
     workspace = settings.databricks
     host_env = workspace.host_env if workspace else "DATABRICKS_HOST"
     token_env = workspace.token_env if workspace else "DATABRICKS_TOKEN"
-    return Databricks(
-        host=dg.EnvVar(host_env), token=dg.EnvVar(token_env), environment=settings.name
+    return configured_for(
+        Databricks,
+        {"environment": settings.name},
+        host=dg.EnvVar(host_env),
+        token=dg.EnvVar(token_env),
     )

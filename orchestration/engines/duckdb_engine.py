@@ -48,18 +48,18 @@ WINDOW = "_partition_hour >= ? AND _partition_hour < ?"
 
 
 class DuckDBEngine(LakehouseEngine):
-    """Tables in the environment's DuckDB file (`warehouse`), synced tables in `lakebase`."""
+    """Tables in the environment's DuckDB file (the `warehouse` resource), synced tables in
+    the `lakebase` resource's PostgreSQL: the assets require both keys on this engine
+    (`Environment.engine_resource_keys`), so run config for either reaches what the engine uses."""
 
     engine: str = "duckdb"
-    warehouse: Warehouse
-    lakebase: Lakebase
 
     # -- bronze -------------------------------------------------------------------------
 
     def load_bronze(self, context: dg.AssetExecutionContext, request: BronzeRequest) -> BronzeLoad:
-        with self.warehouse.connect() as conn:
+        with _warehouse(context).connect() as conn:
             try:
-                load = load_bronze(conn, request, staging_root=self.warehouse.staging_path())
+                load = load_bronze(conn, request, staging_root=_warehouse(context).staging_path())
             except NewColumnsRefusedError as exc:
                 raise EngineError(str(exc)) from exc
             load.schema_history = schema_history(conn, request.table)
@@ -72,7 +72,7 @@ class DuckDBEngine(LakehouseEngine):
     def build_silver(
         self, context: dg.AssetExecutionContext, start: datetime, end: datetime
     ) -> SilverBuild:
-        with self.warehouse.connect() as conn:
+        with _warehouse(context).connect() as conn:
             rows_in = _stage_silver(conn, start, end)
             by_hour = _violations(conn)
             counts = run_violations(by_hour).counts
@@ -85,7 +85,7 @@ class DuckDBEngine(LakehouseEngine):
             conn.execute(f"INSERT INTO {SILVER_TABLE} BY NAME {kept_select()}")
             conn.execute("COMMIT")
             hours = _hour_figures(conn, start, end)
-            shown = self._shown(conn, "silver", "sensor_readings", WINDOW, [start, end],
+            shown = self._shown(context, conn, "silver", "sensor_readings", WINDOW, [start, end],
                                 "event_time DESC")  # fmt: skip
         return SilverBuild(by_hour, blocked=False, hours=hours, rows_in=rows_in, shown=shown)
 
@@ -96,7 +96,7 @@ class DuckDBEngine(LakehouseEngine):
     ) -> GoldBuild:
         table = f"gold_{spec.entity}"
         params = {"start": start, "end": end}
-        with self.warehouse.connect() as conn:
+        with _warehouse(context).connect() as conn:
             if not table_exists(conn, SILVER_TABLE):
                 raise dg.Failure(description=f"{SILVER_TABLE} does not exist yet")
             conn.execute("BEGIN TRANSACTION")
@@ -114,14 +114,14 @@ class DuckDBEngine(LakehouseEngine):
                     [start, end],
                 ).fetchall()
             }
-            shown = self._shown(conn, "gold", spec.entity, "hour >= ? AND hour < ?",
+            shown = self._shown(context, conn, "gold", spec.entity, "hour >= ? AND hour < ?",
                                 [start, end], "hour DESC")  # fmt: skip
         return GoldBuild(by_hour, shown)
 
     def build_fleet_health(
         self, context: dg.AssetExecutionContext, silent_after_hours: int
     ) -> FleetHealthBuild:
-        with self.warehouse.connect() as conn:
+        with _warehouse(context).connect() as conn:
             conn.execute(
                 "CREATE OR REPLACE TABLE gold_fleet_health AS "
                 + fleet_health_select(silent_after_hours)
@@ -134,14 +134,14 @@ class DuckDBEngine(LakehouseEngine):
                 "SELECT node_id, sensor_id, last_reading_at FROM gold_fleet_health "
                 "WHERE status = 'silent' ORDER BY last_reading_at LIMIT 50"
             ).fetchall()
-            shown = self._shown(conn, "gold", "fleet_health", order="last_reading_at DESC")
+            shown = self._shown(context, conn, "gold", "fleet_health", order="last_reading_at DESC")
         return FleetHealthBuild(int(rows), int(nodes), int(silent), first_silent, shown)
 
     def build_view(self, context: dg.AssetExecutionContext, entity: str, select: str) -> ViewBuild:
         view = f"gold_{entity}"
-        with self.warehouse.connect() as conn:
+        with _warehouse(context).connect() as conn:
             conn.execute(f"CREATE OR REPLACE VIEW {quote(view)} AS {select}")
-            shown = self._shown(conn, "gold", entity, order="event_time DESC")
+            shown = self._shown(context, conn, "gold", entity, order="event_time DESC")
             by_region = dict(
                 conn.execute(
                     f"SELECT region, count(*) FROM {quote(view)} GROUP BY ALL ORDER BY ALL"
@@ -153,9 +153,9 @@ class DuckDBEngine(LakehouseEngine):
 
     def sync_table(self, context: dg.AssetExecutionContext, spec: TableToSync) -> SyncBuild:
         schema = self.schema_name
-        with self.warehouse.connect() as duck:
+        with _warehouse(context).connect() as duck:
             try:
-                result = sync_table(duck, self.lakebase, spec, schema)
+                result = sync_table(duck, _lakebase(context), spec, schema)
             except SYNC_ERRORS as exc:
                 raise dg.Failure(description=str(exc)) from exc
         return SyncBuild(
@@ -163,11 +163,12 @@ class DuckDBEngine(LakehouseEngine):
             rows=result.target_rows,
             message=f"{schema}.{spec.name}: {result.upserted} upserted, {result.deleted} "
             f"deleted, {result.skipped_null_keys} skipped (null key), {result.seconds:.2f}s",
-            shown=sync_metadata(result, self.lakebase, schema),
+            shown=sync_metadata(result, _lakebase(context), schema),
         )
 
     def _shown(
         self,
+        context: dg.AssetExecutionContext,
         conn: duckdb.DuckDBPyConnection,
         layer: str,
         entity: str,
@@ -176,9 +177,17 @@ class DuckDBEngine(LakehouseEngine):
         order: str = "",
     ) -> dict[str, object]:
         return warehouse_table(
-            conn, f"{layer}_{entity}", self.table_name(layer, entity), self.warehouse.path(),
+            conn, f"{layer}_{entity}", self.table_name(layer, entity), _warehouse(context).path(),
             where, params or [], order,
         )  # fmt: skip
+
+
+def _warehouse(context: dg.AssetExecutionContext) -> Warehouse:
+    return context.resources.warehouse
+
+
+def _lakebase(context: dg.AssetExecutionContext) -> Lakebase:
+    return context.resources.lakebase
 
 
 def _preview(conn: duckdb.DuckDBPyConnection, table: str, hour: datetime) -> object | None:

@@ -37,6 +37,7 @@ def build_hourly_gold(spec: GoldTable, env: Environment) -> dg.AssetsDefinition:
         group_name="gold",
         pool="warehouse",
         kinds=env.kinds,
+        required_resource_keys=env.resource_keys(),
         automation_condition=on_upstream_change(),
         metadata={
             "partition_expr": "hour",
@@ -46,7 +47,8 @@ def build_hourly_gold(spec: GoldTable, env: Environment) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=spec.description,
     )
-    def gold(context: dg.AssetExecutionContext, engine: LakehouseEngine) -> dg.MaterializeResult:
+    def gold(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        engine: LakehouseEngine = context.resources.engine
         window = context.partition_time_window
         build = engine.build_hourly_gold(context, spec, window.start, window.end)
         for partition_key in context.partition_keys:  # each hour carries its own count
@@ -76,6 +78,7 @@ def fleet_health_asset(env: Environment) -> dg.AssetsDefinition:
         group_name="gold",
         pool="warehouse",
         kinds=env.kinds,
+        required_resource_keys=env.resource_keys(),
         automation_condition=on_upstream_change(),
         metadata={"primary_key": "node_id, sensor_id", **_table(env, "fleet_health", select)},
         check_specs=[
@@ -88,8 +91,9 @@ def fleet_health_asset(env: Environment) -> dg.AssetsDefinition:
         description="Last reading per node and sensor, readings in the last 24 h, who went silent.",
     )
     def fleet_health(
-        context: dg.AssetExecutionContext, engine: LakehouseEngine
+        context: dg.AssetExecutionContext,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        engine: LakehouseEngine = context.resources.engine
         silent_after = engine.settings().silent_after_hours
         build = engine.build_fleet_health(context, silent_after)
         listing = "\n".join(f"| {n} | {s} | {str(t)[:19]} |" for n, s, t in build.silent_sensors)
@@ -129,6 +133,7 @@ def readings_all_regions_asset(env: Environment) -> dg.AssetsDefinition:
         group_name="gold",
         pool="warehouse",
         kinds=env.kinds,
+        required_resource_keys=env.resource_keys(),
         automation_condition=dg.AutomationCondition.on_missing(),
         metadata={
             "primary_key": "sensor_id, event_time",
@@ -136,9 +141,8 @@ def readings_all_regions_asset(env: Environment) -> dg.AssetsDefinition:
         },
         description="One view over every region's readings, for cross-region analytics.",
     )
-    def readings_all_regions(
-        context: dg.AssetExecutionContext, engine: LakehouseEngine
-    ) -> dg.MaterializeResult:
+    def readings_all_regions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        engine: LakehouseEngine = context.resources.engine
         build = engine.build_view(context, "readings_all_regions", READINGS_ALL_REGIONS_SELECT)
         counts = {}
         if build.rows_by_region is not None:

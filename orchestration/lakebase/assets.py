@@ -29,6 +29,7 @@ def build_synced_table(spec: TableToSync, env: Environment) -> dg.AssetsDefiniti
         group_name="lakebase",
         pool="warehouse",  # reads (and, incrementally, writes) the DuckDB file
         kinds=_kinds(env),
+        required_resource_keys=env.resource_keys(),
         automation_condition=_automation(spec),
         metadata={
             "primary_key": ", ".join(spec.primary_keys),
@@ -38,7 +39,8 @@ def build_synced_table(spec: TableToSync, env: Environment) -> dg.AssetsDefiniti
         },
         description=f"{spec.name} kept in Postgres ({spec.scheduling_policy.value} sync).",
     )
-    def synced(context: dg.AssetExecutionContext, engine: LakehouseEngine) -> dg.MaterializeResult:
+    def synced(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        engine: LakehouseEngine = context.resources.engine
         build = engine.sync_table(context, spec)
         context.log.info(build.message)
         metadata: dict[str, Any] = {

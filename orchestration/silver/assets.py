@@ -101,6 +101,7 @@ def silver_asset(env: Environment) -> dg.AssetsDefinition:
         group_name="silver",
         pool="warehouse",
         kinds=env.kinds,
+        required_resource_keys=env.resource_keys(),
         automation_condition=on_upstream_change(),
         check_specs=[
             dg.AssetCheckSpec(
@@ -122,9 +123,10 @@ def silver_asset(env: Environment) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def silver_sensor_readings(
-        context: dg.AssetExecutionContext, engine: LakehouseEngine
+        context: dg.AssetExecutionContext,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         """Sensor readings from every scenario, one row per sensor and event time, validated."""
+        engine: LakehouseEngine = context.resources.engine
         start, end = context.partition_time_window
         thresholds = engine.settings().expectations
         build = engine.build_silver(context, start, end)

@@ -25,8 +25,9 @@ _TIMESTAMP = re.compile(r"TIMESTAMP '(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})'")
 
 def delta_predicate(spark_sql: str) -> str:
     """The job's replaceWhere as delta-rs reads it: `TIMESTAMP 'Y-m-d H:M:S'` (UTC, the
-    session's zone) becomes the ISO instant `'Y-m-dTH:M:SZ'`; the rest is the same SQL."""
-    return _TIMESTAMP.sub(r"'\1T\2Z'", spark_sql)
+    session's zone) becomes the ISO instant `'Y-m-dTH:M:SZ'`, and Spark's `\\'` inside a string
+    literal becomes SQL's `''`; the rest is the same SQL."""
+    return _TIMESTAMP.sub(r"'\1T\2Z'", spark_sql).replace("\\'", "''")
 
 
 class LocalDeltaTables:
