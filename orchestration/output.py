@@ -28,9 +28,16 @@ def write_json(name: str, document: dict[str, Any]) -> Path:
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table whose cells cannot end a cell or a row: keys, names and reasons come
+    from data any node can write."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    return " ".join(text.splitlines())
 
 
 def bar_chart(values: dict[str, float], unit: str = "", width: int = 30) -> str:

@@ -317,3 +317,29 @@ def test_expect_or_fail_blocks_the_databricks_silver_write(
     )
     # Nothing was written: the silver table does not exist on the workspace.
     assert not (standin.tables / "lakehouse" / "prod" / "silver_sensor_readings").exists()
+
+
+def test_fail_on_new_columns_fails_the_databricks_run_once_without_retry(
+    s3: Any, bucket_prefix: str, standin: Workspace, s3_env: str, instance: dg.DagsterInstance
+) -> None:
+    """As on DuckDB: failOnNewColumns stops the load, names the columns, writes nothing, and
+    the step is not retried (a retry cannot accept the new schema)."""
+    raw = bucket(bucket_prefix, "raw")
+    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 6)])
+    res = databricks_resources(
+        fast_polling(standin), LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
+    )
+    bronze = build_bronze_asset("raw", DATABRICKS)
+    dg.materialize([bronze], resources=res, instance=instance, partition_key=hour_key(NOW))
+    put_object(s3, raw, NOW, [reading(i, NOW, co2_ppm=400.0) for i in (6, 7)], node="n2")
+    config = {"ops": {"bronze__raw": {"config": {"schema_mode": "failOnNewColumns"}}}}
+    result = dg.materialize([bronze], resources=res, instance=instance, run_config=config,
+                            partition_key=hour_key(NOW), raise_on_error=False)  # fmt: skip
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "new column(s) co2_ppm (schema mode failOnNewColumns)" in str(
+        failure.event_specific_data
+    )
+    assert len(standin.runs) == 2  # the first load and the refused one: no retry
+    assert _spark_table(standin, "bronze_raw").height == 5  # nothing written

@@ -14,6 +14,7 @@ from orchestration.bronze.schema import SchemaMode
 from orchestration.bronze.targets import PartitionTarget
 from orchestration.engine import LakehouseEngine
 from orchestration.environment import Environment
+from orchestration.output import markdown_table
 from orchestration.resources import LandingZone
 from orchestration.transforms.columns import DESCRIPTIONS
 
@@ -101,16 +102,16 @@ def _quarantine_check(load: BronzeLoad) -> dg.AssetCheckResult:
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"note": "not evaluated: Auto Loader does not read the sidecars"},
         )
-    listing = "\n".join(f"| {q.obj.uri} | {q.reason} |" for q in load.quarantined)
+    listing = markdown_table(
+        ["object", "reason"], [[q.obj.uri, q.reason] for q in load.quarantined]
+    )
     return dg.AssetCheckResult(
         check_name=QUARANTINE_CHECK,
         passed=not load.quarantined,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "quarantined": len(load.quarantined),
-            "objects": dg.MetadataValue.md(
-                "| object | reason |\n|---|---|\n" + listing if listing else "none"
-            ),
+            "objects": dg.MetadataValue.md(listing if load.quarantined else "none"),
         },
     )
 

@@ -8,6 +8,7 @@ from edge_agent.contract import SCENARIOS, partition_hour
 from orchestration.bronze.discovery import LandingCursor, LandingDiscovery, SkippedRecord
 from orchestration.environment import Environment
 from orchestration.landing.objects import hour_key
+from orchestration.output import markdown_table
 from orchestration.resources import LandingUnreachableError, LandingZone
 from orchestration.settings import EnvironmentSettings
 
@@ -80,8 +81,9 @@ def skipped_records_event(
     first few by name, where the UI shows the landing asset's events."""
     if not skipped:
         return None
-    rows = "\n".join(
-        f"| {s.kind} | `{s.name[:120]}` | {s.reason} |" for s in skipped[:SKIPPED_LOG_LINES]
+    rows = markdown_table(
+        ["kind", "name", "reason"],
+        [[s.kind, s.name[:120], s.reason] for s in skipped[:SKIPPED_LOG_LINES]],
     )
     return dg.AssetObservation(
         asset_key=dg.AssetKey(["landing", scenario]),
@@ -89,7 +91,7 @@ def skipped_records_event(
         metadata={
             "skipped_reports": sum(1 for s in skipped if s.kind == "report"),
             "skipped_keys": sum(1 for s in skipped if s.kind == "key"),
-            "skipped": dg.MetadataValue.md("| kind | name | reason |\n|---|---|---|\n" + rows),
+            "skipped": dg.MetadataValue.md(rows),
         },
     )
 

@@ -28,6 +28,7 @@ from orchestration.databricks.lakebase_api import (
 )
 from orchestration.databricks.workspace import Databricks
 from orchestration.engine import (
+    EngineError,
     FleetHealthBuild,
     GoldBuild,
     LakehouseEngine,
@@ -79,6 +80,8 @@ class DatabricksEngine(LakehouseEngine):
         load.quarantined += [e for e in entries if isinstance(e, QuarantinedObject)]
         extras = plan.bronze_extras(settings, request.table, request.targets, objects, request.mode)
         figures, run = self._run(context, "bronze", extras)
+        if figures.get("refused"):  # as on DuckDB: a retry cannot accept the new columns
+            raise EngineError(figures["refused"])
         by_uri = {obj.uri: obj for _, obj in request.listed}
         load.quarantined += [  # the job sends kinds; worded as on DuckDB
             QuarantinedObject(_known(by_uri, q["uri"], "object"), reason(q["kind"], q["detail"]))

@@ -7,7 +7,7 @@ import dagster as dg
 from orchestration.automation import on_upstream_change
 from orchestration.engine import LakehouseEngine
 from orchestration.environment import Environment
-from orchestration.output import table_schema
+from orchestration.output import markdown_table, table_schema
 from orchestration.transforms.gold import (
     GOLD_TABLES,
     READINGS_ALL_REGIONS_SELECT,
@@ -96,7 +96,10 @@ def fleet_health_asset(env: Environment) -> dg.AssetsDefinition:
         engine: LakehouseEngine = context.resources.engine
         silent_after = engine.settings().silent_after_hours
         build = engine.build_fleet_health(context, silent_after)
-        listing = "\n".join(f"| {n} | {s} | {str(t)[:19]} |" for n, s, t in build.silent_sensors)
+        listing = markdown_table(
+            ["node", "sensor", "last reading"],
+            [[n, s, str(t)[:19]] for n, s, t in build.silent_sensors],
+        )
         yield dg.AssetCheckResult(
             check_name=SILENT_CHECK,
             passed=not build.silent,
@@ -104,11 +107,7 @@ def fleet_health_asset(env: Environment) -> dg.AssetsDefinition:
             metadata={
                 "silent_sensors": build.silent,
                 "silent_after_hours": silent_after,
-                "sensors": dg.MetadataValue.md(
-                    "| node | sensor | last reading |\n|---|---|---|\n" + listing
-                    if listing
-                    else "none"
-                ),
+                "sensors": dg.MetadataValue.md(listing if build.silent_sensors else "none"),
             },
         )
         context.log.info(f"{build.rows} sensors on {build.nodes} nodes, {build.silent} silent")

@@ -192,6 +192,7 @@ class Lakebase(dg.ConfigurableResource):
     def psql_command(self) -> str:
         """How a person connects, without printing a password or token."""
         parts = psycopg.conninfo.conninfo_to_dict(self.resolved_dsn())
-        parts.pop("password", None)
+        for secret in ("password", "sslpassword"):
+            parts.pop(secret, None)
         shown = " ".join(f"{k}={v}" for k, v in parts.items() if v)
         return f"psql '{shown}'"

@@ -329,6 +329,10 @@ def _read_objects(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, dic
     return joined, unreconciled
 
 
+class NewColumnsRefusedError(Exception):
+    """failOnNewColumns saw new columns: the load stops until the schema is accepted."""
+
+
 def _reconcile(df: DataFrame, existing: list[str] | None, mode: str) -> tuple[DataFrame, list]:
     """Auto Loader's schema modes against the bronze table's current data columns."""
     renamed = []
@@ -348,7 +352,8 @@ def _reconcile(df: DataFrame, existing: list[str] | None, mode: str) -> tuple[Da
     if not new:
         return df, renamed
     if mode == "failOnNewColumns":
-        raise ValueError(f"new columns {', '.join(new)} (schema mode failOnNewColumns)")
+        listed = ", ".join(new)
+        raise NewColumnsRefusedError(f"new column(s) {listed} (schema mode failOnNewColumns)")
     if mode == "rescue":
         rescued = F.to_json(F.struct(*[_col(c) for c in new]))
         return df.drop(*new).withColumn(RESCUED, rescued), renamed
@@ -397,7 +402,10 @@ def bronze(pipes: PipesContext, runtime: Runtime, tables: TableStore, extras: di
                     good.remove(obj)
                     quarantined.append((obj, "rows", {"rows": rows, "expected": obj["rows"]}))
             keep = [_normal(paths[o["uri"]]) for o in good]
-            data, renamed = _reconcile(data, existing, extras["schema_mode"])
+            try:
+                data, renamed = _reconcile(data, existing, extras["schema_mode"])
+            except NewColumnsRefusedError as exc:  # nothing written; Dagster fails, not retried
+                return {"refused": str(exc), "listed": len(objects)}
             df = (
                 data.where(F.col("_path").isin(keep))
                 .join(F.broadcast(lineage), "_path")
