@@ -64,18 +64,12 @@ def duckdb_gold(conn: duckdb.DuckDBPyConnection) -> float:
 
 
 def spark_session() -> Any:
-    from pyspark.sql import SparkSession
+    """Local Spark, as the stand-in runs the job (the launcher's session), in UTC."""
+    from tests.databricks_standin.launcher import local_spark
 
-    return (
-        SparkSession.builder.master("local[2]")
-        .appName("bench")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+    spark = local_spark()
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    return spark
 
 
 def spark_gold(spark: Any, silver_path: Path, out: Path) -> float:

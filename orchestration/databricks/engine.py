@@ -39,7 +39,7 @@ from orchestration.engine import (
 from orchestration.lakebase.bundle import bundle_resources
 from orchestration.lakebase.workload import TableToSync, load_workload
 from orchestration.landing.objects import LandingObject, hour_key
-from orchestration.silver.figures import HourFigures, HourViolations
+from orchestration.silver.figures import HourViolations, hour_figures
 from orchestration.transforms.expectations import EXPECTATIONS
 from orchestration.transforms.gold import GoldTable
 
@@ -130,16 +130,11 @@ class DatabricksEngine(LakehouseEngine):
             )
             for hour, rows, c in figures.get("violations_by_hour", [])
         }
-        hours: dict[str, HourFigures] = {}
-        for hour, count in figures.get("rows_in_by_hour", []):
-            hours.setdefault(_key(hour), HourFigures()).rows_in = int(count)
-        for hour, count in figures.get("kept_by_hour", []):
-            figures_of = hours.setdefault(_key(hour), HourFigures())
-            figures_of.duplicates = figures_of.rows_in - int(count)
-        for hour, scenario, count in figures.get("written_by_hour", []):
-            figures_of = hours.setdefault(_key(hour), HourFigures())
-            figures_of.by_scenario[scenario] = int(count)
-            figures_of.written += int(count)
+        hours = hour_figures(
+            [(_key(h), n) for h, n in figures.get("rows_in_by_hour", [])],
+            [(_key(h), n) for h, n in figures.get("kept_by_hour", [])],
+            [(_key(h), s, n) for h, s, n in figures.get("written_by_hour", [])],
+        )
         return SilverBuild(
             by_hour,
             blocked=bool(figures.get("blocked")),

@@ -3,7 +3,6 @@ local PostgreSQL (the `warehouse` and `lakebase` resources)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 
 import dagster as dg
@@ -31,7 +30,12 @@ from orchestration.lakebase.sync import sync_table
 from orchestration.lakebase.workload import TableToSync
 from orchestration.landing.objects import hour_key
 from orchestration.output import table_preview, warehouse_table
-from orchestration.silver.figures import HourFigures, HourViolations, run_violations
+from orchestration.silver.figures import (
+    HourFigures,
+    HourViolations,
+    hour_figures,
+    run_violations,
+)
 from orchestration.transforms.expectations import EXPECTATIONS
 from orchestration.transforms.gold import GoldTable, fleet_health_select
 from orchestration.transforms.silver import (
@@ -244,21 +248,14 @@ def _hour_figures(
     conn: duckdb.DuckDBPyConnection, start: object, end: object
 ) -> dict[str, HourFigures]:
     """Per partition key: rows staged from bronze, duplicates removed, rows written by scenario."""
-    figures: dict[str, HourFigures] = defaultdict(HourFigures)
-    for hour, rows_in in conn.execute(
-        "SELECT _partition_hour, count(*) FROM silver_all GROUP BY ALL"
-    ).fetchall():
-        figures[hour_key(hour)].rows_in = int(rows_in)
-    for hour, kept in conn.execute(
-        "SELECT _partition_hour, count(*) FROM silver_stage GROUP BY ALL"
-    ).fetchall():
-        figures[hour_key(hour)].duplicates = figures[hour_key(hour)].rows_in - int(kept)
-    for hour, scenario, rows in conn.execute(
+    count = "SELECT _partition_hour, count(*) FROM {} GROUP BY ALL"
+    written = conn.execute(
         f"SELECT _partition_hour, source_scenario, count(*) FROM {SILVER_TABLE} "
         f"WHERE {WINDOW} GROUP BY ALL ORDER BY ALL",
         [start, end],
-    ).fetchall():
-        hour_figures = figures[hour_key(hour)]
-        hour_figures.by_scenario[scenario] = int(rows)
-        hour_figures.written += int(rows)
-    return dict(figures)
+    ).fetchall()
+    return hour_figures(
+        [(hour_key(h), n) for h, n in conn.execute(count.format("silver_all")).fetchall()],
+        [(hour_key(h), n) for h, n in conn.execute(count.format("silver_stage")).fetchall()],
+        [(hour_key(h), s, n) for h, s, n in written],
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,26 @@ class HourFigures:
             "rows_dropped_by_expectations": self.rows_in - self.duplicates - self.written,
             "rows_by_scenario": dg.MetadataValue.json(self.by_scenario),
         }
+
+
+def hour_figures(
+    rows_in: Iterable[tuple[str, int]],
+    kept: Iterable[tuple[str, int]],
+    written: Iterable[tuple[str, str, int]],
+) -> dict[str, HourFigures]:
+    """Per partition key, from the engine's counts: rows staged from bronze, rows kept after
+    deduplication, and rows written per scenario."""
+    hours: dict[str, HourFigures] = {}
+    for key, count in rows_in:
+        hours.setdefault(key, HourFigures()).rows_in = int(count)
+    for key, count in kept:
+        figures = hours.setdefault(key, HourFigures())
+        figures.duplicates = figures.rows_in - int(count)
+    for key, scenario, count in written:
+        figures = hours.setdefault(key, HourFigures())
+        figures.by_scenario[scenario] = int(count)
+        figures.written += int(count)
+    return hours
 
 
 @dataclass(frozen=True)
