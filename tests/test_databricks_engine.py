@@ -343,3 +343,38 @@ def test_fail_on_new_columns_fails_the_databricks_run_once_without_retry(
     )
     assert len(standin.runs) == 2  # the first load and the refused one: no retry
     assert _spark_table(standin, "bronze_raw").height == 5  # nothing written
+
+
+def test_a_type_conflict_with_the_table_is_decided_the_same_on_both_engines(
+    s3: Any, bucket_prefix: str, standin: Workspace, s3_env: str, tmp_path: Path,
+    instance: dg.DagsterInstance,
+) -> None:  # fmt: skip
+    """The table's type wins on both engines: values that cast join it (whole-number humidity
+    into a double column), an object whose values do not ("hot" degrees) is quarantined with
+    the same reason, and the rest of the hour loads."""
+    raw = bucket(bucket_prefix, "raw")
+    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 6)])
+    landing = LandingZone(bucket_prefix=bucket_prefix, endpoint_url=s3_env)
+    duck = resources(bucket_prefix, s3_env, tmp_path / "warehouse.duckdb")
+    spark = databricks_resources(fast_polling(standin), landing)
+    engines = (
+        (duck, build_bronze_asset("raw", DEV)),
+        (spark, build_bronze_asset("raw", DATABRICKS)),
+    )
+    for res, bronze in engines:
+        dg.materialize([bronze], resources=res, instance=instance, partition_key=hour_key(NOW))
+    hot = put_object(s3, raw, NOW, [reading(i, NOW, temperature="hot") for i in (6, 7)],
+                     node="hot")  # fmt: skip
+    put_object(s3, raw, NOW, [reading(i, NOW, humidity=40) for i in (8, 9)], node="whole")
+    outcomes = []
+    for res, bronze in engines:
+        result = dg.materialize([bronze], resources=res, instance=instance,
+                                partition_key=hour_key(NOW))  # fmt: skip
+        check = result.get_asset_check_evaluations()[0]
+        table = str(check.metadata["objects"].value)
+        (materialization,) = result.asset_materializations_for_node(bronze.op.name)
+        outcomes.append(
+            (_quarantined(result)["raw"], materialization.metadata["dagster/row_count"].value)
+        )
+        assert "column temperature is string, the table has double" in table, table
+    assert outcomes[0] == outcomes[1] == ({hot}, 7)

@@ -281,16 +281,22 @@ def _with_path(df: DataFrame) -> DataFrame:
     return df.withColumn("_path", _normalized(F.col("_metadata.file_path")))
 
 
-def _read_objects(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, dict[str, str]]:
+def _read_objects(
+    spark: SparkSession, paths: list[str], table: dict[str, Any]
+) -> tuple[DataFrame, dict[str, str]]:
     """All objects as one DataFrame (with `_path`), and the objects whose columns cannot join.
 
-    One merged scan when the files agree. Otherwise file by file: a column typed differently
-    takes the most common type among the files holding values in it (ties broken by name, never
-    by chance); a file whose differing column holds only NULLs (Parquet's null type) is cast, any
-    other file is left out with why.
+    The table's types win, as on DuckDB: a column the table has keeps the table's type. One
+    merged scan when the files agree with each other and with the table. Otherwise file by file:
+    a column the table does not have takes the most common type among the files holding values
+    in it (ties broken by name, never by chance); a file whose differing column holds only
+    NULLs (Parquet's null type), or only values that cast (12 to 12.0, "12" to 12), is cast;
+    any other file is left out with why.
     """
     with contextlib.suppress(Exception):  # Spark raises several kinds for incompatible files
-        return _with_path(spark.read.option("mergeSchema", "true").parquet(*paths)), {}
+        merged = spark.read.option("mergeSchema", "true").parquet(*paths)
+        if all(table.get(f.name, f.dataType) == f.dataType for f in merged.schema.fields):
+            return _with_path(merged), {}
     frames = [(path, spark.read.parquet(path)) for path in paths]
     seen: dict[str, list[Any]] = {}
     for _, df in frames:
@@ -306,16 +312,19 @@ def _read_objects(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, dic
                 if f.name == name and df.where(_col(name).isNotNull()).limit(1).count()
             ] or types
         candidates = sorted(set(types), key=lambda t: t.simpleString())  # ties: deterministic
-        wanted[name] = max(candidates, key=types.count)
+        wanted[name] = table.get(name) or max(candidates, key=types.count)
     joined, unreconciled = None, {}
     for path, df in frames:
         for f in df.schema.fields:
             if f.dataType == wanted[f.name]:
                 continue
-            if df.where(_col(f.name).isNotNull()).limit(1).count():
+            quoted = "`" + f.name.replace("`", "``") + "`"
+            lost = F.expr(f"try_cast({quoted} AS {wanted[f.name].simpleString()})").isNull()
+            if df.where(_col(f.name).isNotNull() & lost).limit(1).count():  # as Arrow's safe cast
+                holder = "the table has" if f.name in table else "other objects have"
                 unreconciled[_normal(path)] = (
                     f"column {f.name} is {f.dataType.simpleString()}, "
-                    f"other objects have {wanted[f.name].simpleString()}"
+                    f"{holder} {wanted[f.name].simpleString()}"
                 )
                 break
             df = df.withColumn(f.name, _col(f.name).cast(wanted[f.name]))
@@ -363,10 +372,12 @@ def _reconcile(df: DataFrame, existing: list[str] | None, mode: str) -> tuple[Da
 def bronze(pipes: PipesContext, runtime: Runtime, tables: TableStore, extras: dict) -> dict:
     spark = runtime.spark
     table, objects = extras["table"], extras["objects"]
-    existing = None
+    existing, types = None, {}
     if tables.exists(table):
         hidden = {*LINEAGE, "_ingested_at", RESCUED}
-        existing = [c for c in tables.read(table).columns if c not in hidden]
+        fields = [f for f in tables.read(table).schema.fields if f.name not in hidden]
+        existing = [f.name for f in fields]
+        types = {f.name: f.dataType for f in fields}
     clashes = _case_clashes(objects, [*(existing or []), *LINEAGE, "_ingested_at", RESCUED])
     objects_to_stage = [o for o in objects if all(o is not c for c, *_ in clashes)]
     folder = Path(runtime.volume_path(extras["staging"])) / f"run-{uuid.uuid4().hex}"
@@ -389,7 +400,7 @@ def bronze(pipes: PipesContext, runtime: Runtime, tables: TableStore, extras: di
                 "_path string, _source_object string, _node_id string, _region string, "
                 "_batch_id string, _partition_hour timestamp",
             )
-            data, unreconciled = _read_objects(spark, [paths[o["uri"]] for o in good])
+            data, unreconciled = _read_objects(spark, [paths[o["uri"]] for o in good], types)
             for obj in list(good):
                 if _normal(paths[obj["uri"]]) in unreconciled:
                     good.remove(obj)
