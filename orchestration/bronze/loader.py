@@ -248,6 +248,11 @@ class _Load:
         shape = empty_table(self.conn, staged[0].path)
         if RESERVED_COLUMNS & set(shape.column_names):
             return False  # object by object, where the colliding columns are renamed
+        if self.current is not None and any(
+            f.name in self.current.names and self.current.field(f.name).type != f.type
+            for f in shape.schema
+        ):
+            return False  # object by object: Arrow's safe cast, never DuckDB's rounding one
         try:
             reconciled = reconcile(self.current, shape, self.mode)
         except SchemaConflictError:  # each object is tried alone, and quarantined with why

@@ -41,6 +41,7 @@ from dagster_pipes import (
 )
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql.types import NumericType
 
 LINEAGE = ("_source_object", "_node_id", "_region", "_batch_id", "_partition_hour")
 RESCUED = "_rescued_data"
@@ -319,7 +320,10 @@ def _read_objects(
             if f.dataType == wanted[f.name]:
                 continue
             quoted = "`" + f.name.replace("`", "``") + "`"
-            lost = F.expr(f"try_cast({quoted} AS {wanted[f.name].simpleString()})").isNull()
+            cast = F.expr(f"try_cast({quoted} AS {wanted[f.name].simpleString()})")
+            lost = cast.isNull()
+            if isinstance(f.dataType, NumericType):  # 1.5 into an integer column is no 1
+                lost = lost | (cast != _col(f.name))
             if df.where(_col(f.name).isNotNull() & lost).limit(1).count():  # as Arrow's safe cast
                 holder = "the table has" if f.name in table else "other objects have"
                 unreconciled[_normal(path)] = (
