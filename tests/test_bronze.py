@@ -368,3 +368,25 @@ def test_a_data_column_named_like_a_lineage_column_is_kept_under_another_name(
     metadata = result.asset_materializations_for_node("bronze__raw")[0].metadata
     assert metadata["columns_renamed"].value == "_node_id -> _node_id_data"
     assert metadata["run_objects_quarantined"].value == 0
+
+
+def test_a_number_that_would_change_is_a_conflict_on_every_path(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """1.5 into an integer column: quarantined, never rounded, whether the object would have
+    gone through the bulk scan (it alone has its schema) or object by object; a whole number
+    into a double column joins it."""
+    raw = bucket(bucket_prefix, "raw")
+    res = resources(bucket_prefix, s3_env, warehouse_path)
+    put_object(s3, raw, NOW, [reading(i, NOW) for i in range(1, 6)])
+    materialize(bronze_raw, hour_key(NOW), res, instance)
+    half = put_object(s3, raw, NOW, [reading(i, NOW, status_code=1.5) for i in (6, 7, 8)],
+                      node="half")  # fmt: skip
+    put_object(s3, raw, NOW, [reading(i, NOW, humidity=40) for i in (9, 10)], node="whole")
+    result = materialize(bronze_raw, hour_key(NOW), res, instance)
+    check = result.get_asset_check_evaluations()[0]
+    table = str(check.metadata["objects"].value)
+    assert half in table and "column status_code is double, the table has int64" in table
+    assert warehouse_rows(
+        warehouse_path, "SELECT count(*), max(status_code), max(humidity) FROM bronze_raw"
+    ) == [(7, 0, 40.0)]
