@@ -238,6 +238,8 @@ def test_databricks_path_on_local_spark_equals_duckdb(
     for node in ("bronze__raw", "bronze__schematized"):
         assert _partition_figures(bronze_result, node) == _partition_figures(duck_bronze, node)
         assert _columns(bronze_result, node) == _columns(duck_bronze, node)
+        assert _last(bronze_result, node)["schema_version"] == 1  # from Dagster's history
+        assert _last(duck_bronze, node)["schema_version"] == 1  # from DuckDB's bookkeeping
     assert _partition_figures(spark_silver, "silver__sensor_readings") == _partition_figures(
         duck_silver, "silver__sensor_readings"
     )
@@ -261,6 +263,11 @@ def _partition_figures(result: Any, node: str) -> dict[str, dict[str, Any]]:
         str(m.partition): {k: m.metadata[k].value for k in shared if k in m.metadata}
         for m in result.asset_materializations_for_node(node)
     }
+
+
+def _last(result: Any, node: str) -> dict[str, Any]:
+    (last, *_) = reversed(result.asset_materializations_for_node(node))
+    return {k: v.value for k, v in last.metadata.items()}
 
 
 def _columns(result: Any, node: str) -> set[str]:
@@ -374,9 +381,10 @@ def test_a_type_conflict_with_the_table_is_decided_the_same_on_both_engines(
         check = result.get_asset_check_evaluations()[0]
         table = str(check.metadata["objects"].value)
         (materialization,) = result.asset_materializations_for_node(bronze.op.name)
-        outcomes.append(
-            (_quarantined(result)["raw"], materialization.metadata["dagster/row_count"].value)
-        )
+        figures = {k: v.value for k, v in materialization.metadata.items()}
+        outcomes.append((_quarantined(result)["raw"], figures["dagster/row_count"]))
+        # humidity's whole numbers joined the double column: no new schema version
+        assert figures["schema_version"] == 1 and figures["columns_added"] == "none"
         assert "column temperature is string, the table has double" in table, table
         assert "column status_code is double, the table has int64" in table.replace(
             "bigint", "int64"

@@ -82,16 +82,41 @@ def _metadata(load: BronzeLoad, name: str) -> dict[str, Any]:
         metadata["rows_rescued"] = load.rescued_rows
     if load.added_columns is not None:
         metadata["columns_added"] = ", ".join(load.added_columns) or "none"
+    if load.columns:  # what the next run compares its columns with
+        metadata["data_columns"] = ", ".join(f"{name} {kind}" for name, kind in load.columns)
     if load.schema_version is not None:
+        metadata["schema_version"] = load.schema_version
+    if load.schema_history:
         rows = "\n".join(
             f"| {v} | {change} | {mode} | {str(at)[:19]} | {len(json.loads(cols))} |"
             for v, change, mode, at, cols in load.schema_history
         )
-        metadata["schema_version"] = load.schema_version
         metadata["schema_history"] = dg.MetadataValue.md(
             "| version | change | mode | recorded | columns |\n|---|---|---|---|---|\n" + rows
         )
     return metadata
+
+
+def _versioned_by_dagster(context: dg.AssetExecutionContext, load: BronzeLoad) -> None:
+    """An engine that keeps no schema history (Databricks) gets its schema version from the
+    asset's own history: the last materialization's version, plus one when the data columns
+    changed since (DuckDB records its versions beside the table)."""
+    if load.schema_version is not None or not load.checked or not load.columns:
+        return
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    previous = event.asset_materialization if event else None
+    metadata = previous.metadata if previous else {}
+    version = metadata.get("schema_version")
+    before = metadata.get("data_columns")
+    now = ", ".join(f"{name} {kind}" for name, kind in load.columns)
+    if version is None:
+        load.schema_version = 1
+    else:
+        same = before is not None and before.value == now
+        load.schema_version = int(version.value) + (0 if same else 1)  # type: ignore[arg-type]
+    if load.added_columns is None and before is not None:
+        known = {column.split(" ")[0] for column in str(before.value).split(", ")}
+        load.added_columns = [name for name, _ in load.columns if name not in known]
 
 
 def _quarantine_check(load: BronzeLoad) -> dg.AssetCheckResult:
@@ -194,6 +219,7 @@ def build_bronze_asset(scenario: str, env: Environment) -> dg.AssetsDefinition:
             f"{load.rows} rows from {load.objects} object(s) into {name}; "
             f"{len(load.quarantined)} quarantined"
         )
+        _versioned_by_dagster(context, load)
         return dg.MaterializeResult(
             metadata=_metadata(load, name), check_results=[_quarantine_check(load)]
         )
