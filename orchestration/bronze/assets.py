@@ -59,12 +59,14 @@ def partition_targets(
     return targets
 
 
-def _metadata(load: BronzeLoad, name: str) -> dict[str, Any]:
+def _metadata(load: BronzeLoad, name: str, engine: str) -> dict[str, Any]:
     columns = [
         dg.TableColumn(column, kind, description=DESCRIPTIONS.get(column))
         for column, kind in load.columns
     ] + [dg.TableColumn(column, kind, description=why) for column, kind, why in LINEAGE_SCHEMA]
-    metadata: dict[str, Any] = {"table": name, "dagster/table_name": name, "run_rows": load.rows}
+    metadata: dict[str, Any] = {
+        "table": name, "dagster/table_name": name, "engine": engine, "run_rows": load.rows,
+    }  # fmt: skip
     if not load.checked:  # Auto Loader: objects, bytes and renames are not known here
         return {**metadata, **load.shown}
     metadata |= {
@@ -97,15 +99,24 @@ def _metadata(load: BronzeLoad, name: str) -> dict[str, Any]:
     return metadata
 
 
-def _versioned_by_dagster(context: dg.AssetExecutionContext, load: BronzeLoad) -> None:
+def _versioned_by_dagster(context: dg.AssetExecutionContext, load: BronzeLoad, engine: str) -> None:
     """An engine that keeps no schema history (Databricks) gets its schema version from the
-    asset's own history: the last materialization's version, plus one when the data columns
-    changed since (DuckDB records its versions beside the table)."""
+    asset's own history: the last materialization's version on this engine (another engine's
+    table is another table), plus one when the data columns changed since (DuckDB records its
+    versions beside the table)."""
     if load.schema_version is not None or not load.checked or not load.columns:
         return
-    event = context.instance.get_latest_materialization_event(context.asset_key)
-    previous = event.asset_materialization if event else None
-    metadata = previous.metadata if previous else {}
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key), limit=50, ascending=False
+    ).records
+    metadata: dict[str, Any] = next(
+        (
+            m.metadata
+            for m in (r.asset_materialization for r in records)
+            if m is not None and (e := m.metadata.get("engine")) is not None and e.value == engine
+        ),
+        {},
+    )
     version = metadata.get("schema_version")
     before = metadata.get("data_columns")
     now = ", ".join(f"{name} {kind}" for name, kind in load.columns)
@@ -219,9 +230,9 @@ def build_bronze_asset(scenario: str, env: Environment) -> dg.AssetsDefinition:
             f"{load.rows} rows from {load.objects} object(s) into {name}; "
             f"{len(load.quarantined)} quarantined"
         )
-        _versioned_by_dagster(context, load)
+        _versioned_by_dagster(context, load, engine.engine)
         return dg.MaterializeResult(
-            metadata=_metadata(load, name), check_results=[_quarantine_check(load)]
+            metadata=_metadata(load, name, engine.engine), check_results=[_quarantine_check(load)]
         )
 
     return bronze
