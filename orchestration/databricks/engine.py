@@ -57,8 +57,7 @@ class DatabricksEngine(LakehouseEngine):
     def _run(
         self, context: dg.AssetExecutionContext, step: str, extras: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        figures, run = _workspace(context).run_step(context, step, extras)
-        return figures, {"table": self.table_name(*_layer_entity(extras["table"])), **run}
+        return _workspace(context).run_step(context, step, extras)
 
     # -- bronze -------------------------------------------------------------------------
 
@@ -215,11 +214,6 @@ def _known(found: dict[str, Any], key: str, what: str) -> Any:
     if key not in found:
         raise dg.Failure(description=f"the Databricks job reported an unknown {what} {key!r}")
     return found[key]
-
-
-def _layer_entity(table: str) -> tuple[str, str]:
-    layer, _, entity = table.partition("_")
-    return layer, entity
 
 
 def _key(iso_hour: str) -> str:
