@@ -4,7 +4,7 @@ It answers the calls the project makes through the real `databricks-sdk` and the
 dagster-databricks Pipes client, with state kept in a local folder:
 
 - Jobs: runs submit / get / cancel. A submitted `spark_python_task` runs here, in a
-  subprocess, on local PySpark (tables as Parquet: local Spark has no Delta jars here).
+  subprocess, on local PySpark, with real Delta tables through delta-rs (`local_tables.py`).
   `idempotency_token` returns the run already submitted with it, as the service does.
 - Files API for Unity Catalog Volumes: files and directories under `/Volumes/...`.
 - Unity Catalog: catalogs, schemas, external locations, grants (stateful, get-or-create).
