@@ -95,6 +95,9 @@ class Sidecar:
     content_sha256: str
     region: str | None
     format_version: int
+    # The data object's columns and their Arrow types, as the agent wrote them (None: the
+    # rejects' object, which declares none).
+    schema: tuple[tuple[str, str], ...] | None = None
 
     @classmethod
     def parse(cls, raw: bytes) -> Sidecar:
@@ -124,10 +127,23 @@ class Sidecar:
             content_sha256=_field(data, "content_sha256", str),
             region=None if region is None else _field(data, "region", str),
             format_version=version,
+            schema=_schema(data.get("schema")),
         )
         if sidecar.row_count < 0 or not re.fullmatch(r"[0-9a-f]{64}", sidecar.content_sha256):
             raise SidecarError("metadata sidecar has a negative row_count or a malformed sha256")
         return sidecar
+
+
+def _schema(value: Any) -> tuple[tuple[str, str], ...] | None:
+    """The sidecar's `schema` ([{"name": ..., "type": ...}, ...]) as (name, type) pairs."""
+    if value is None:
+        return None
+    if isinstance(value, list) and all(
+        isinstance(c, dict) and type(c.get("name")) is str and type(c.get("type")) is str
+        for c in value
+    ):
+        return tuple((c["name"], c["type"]) for c in value)
+    raise SidecarError("metadata sidecar field schema is not a list of columns (name, type)")
 
 
 def _field(data: dict[str, Any], name: str, kind: type) -> Any:

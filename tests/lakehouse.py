@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from edge_agent.batches import encode_parquet
 from edge_agent.contract import (
@@ -97,11 +99,17 @@ def put_object(
         "content_md5": hashlib.md5(stored, usedforsecurity=False).hexdigest(),
         "object_key": key,
         "metadata_key": sidecar_key(key),
+        "schema": [{"name": f.name, "type": str(f.type)} for f in _written_schema(body)],
         **(sidecar_overrides or {}),
     }
     s3.put_object(Bucket=bucket, Key=key, Body=stored)
     s3.put_object(Bucket=bucket, Key=sidecar_key(key), Body=json.dumps(sidecar).encode())
     return f"s3://{bucket}/{key}"
+
+
+def _written_schema(body: bytes) -> pa.Schema:
+    """The columns the Parquet object holds, as the agent states them in the sidecar."""
+    return pq.read_schema(io.BytesIO(body))
 
 
 def resources(prefix: str, endpoint: str, warehouse_path: Path) -> dict[str, Any]:

@@ -165,6 +165,36 @@ def test_a_mistyped_column_is_quarantined_or_rescued(
         assert rescued == [(None, '{"temperature": "hot"}')]
 
 
+def test_the_first_load_takes_the_types_most_objects_give_a_column(
+    s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path,
+    instance: dg.DagsterInstance,
+) -> None:  # fmt: skip
+    """Three objects, each typing humidity and status_code its own way: the table takes for
+    each column the type most of them state (Dagster decides it once, for either engine), not
+    the first object's whole schema; the objects whose values do not cast are quarantined."""
+    raw = bucket(bucket_prefix, "raw")
+    fractional = put_object(s3, raw, NOW, [reading(i, NOW, humidity=45.5) for i in (1, 2)],
+                            node="a")  # humidity double, status_code int64  # fmt: skip
+    half = put_object(s3, raw, NOW, [reading(i, NOW, humidity=40, status_code=1.5)
+                                     for i in (3, 4)], node="b")  # fmt: skip
+    put_object(s3, raw, NOW, [reading(i, NOW, humidity=41) for i in (5, 6)], node="c")
+    result = materialize(
+        bronze_raw, hour_key(NOW), resources(bucket_prefix, s3_env, warehouse_path), instance
+    )
+    objects = str(result.get_asset_check_evaluations()[0].metadata["objects"].value)
+    assert (
+        f"{fractional}" in objects
+        and "column humidity is double, other objects have int64" in objects
+    )
+    assert (
+        f"{half}" in objects and "column status_code is double, other objects have int64" in objects
+    )
+    columns = "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?"
+    types = dict(warehouse_rows(warehouse_path, columns.replace("?", "'bronze_raw'")))
+    assert (types["humidity"], types["status_code"]) == ("BIGINT", "BIGINT")
+    assert warehouse_rows(warehouse_path, "SELECT id FROM bronze_raw ORDER BY id") == [(5,), (6,)]
+
+
 def test_a_failed_run_is_retried_without_duplicates(
     s3: Any, s3_env: str, bucket_prefix: str, warehouse_path: Path,
     instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch,

@@ -40,8 +40,10 @@ def _generated() -> str:
                         "eu-west-1"),
     ]  # fmt: skip
     bronze = {
-        "bronze/raw": plan.bronze_extras(settings, "bronze_raw", targets, [], "addNewColumns"),
-        "bronze/regional": plan.bronze_extras(settings, "bronze_regional", regional, [], "rescue"),
+        "bronze/raw": plan.bronze_extras(settings, "bronze_raw", targets, [], "addNewColumns", {}),
+        "bronze/regional": plan.bronze_extras(
+            settings, "bronze_regional", regional, [], "rescue", {}
+        ),
     }
     statements = json.loads(plan.all_statements(settings, START, END))
     return {**bronze, **statements}

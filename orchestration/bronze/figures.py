@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestration.bronze.admission import LandingLimits
-from orchestration.bronze.objects import QuarantinedObject
-from orchestration.bronze.schema import SchemaMode
+from orchestration.bronze.objects import AdmittedObject, QuarantinedObject
+from orchestration.bronze.schema import ColumnVote, SchemaMode
 from orchestration.bronze.targets import PartitionTarget
 from orchestration.landing.objects import IncompleteUpload, LandingObject
 
@@ -26,6 +26,12 @@ class BronzeRequest:
     mode: SchemaMode
     run_id: str
     limits: LandingLimits
+    # Admission, done once by Dagster: the objects admitted with their sidecars, and those
+    # quarantined before any engine reads them (halves of uploads, admission's refusals).
+    admitted: list[AdmittedObject] = field(default_factory=list)
+    refused: list[QuarantinedObject] = field(default_factory=list)
+    # Where the admitted objects type a column differently, the type it takes (`agreed_types`).
+    column_types: dict[str, ColumnVote] = field(default_factory=dict)
 
 
 @dataclass

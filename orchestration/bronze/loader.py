@@ -18,6 +18,7 @@ from orchestration.bronze import bookkeeping
 from orchestration.bronze.admission import column_problem
 from orchestration.bronze.figures import BronzeLoad, BronzeRequest, PartitionLoad
 from orchestration.bronze.objects import (
+    AdmittedObject,
     QuarantinedObject,
     StagedObject,
     lineage,
@@ -33,10 +34,10 @@ from orchestration.bronze.schema import (
     NewColumnsRefusedError,
     Reconciled,
     SchemaConflictError,
+    arrow_type,
     reconcile,
 )
 from orchestration.bronze.staging import staging_folder, sweep
-from orchestration.bronze.targets import PartitionTarget
 from orchestration.landing.objects import LandingObject
 from orchestration.warehouse import create_table_like, quote, table_exists
 
@@ -145,18 +146,16 @@ def load_bronze(
         conn.execute("RESET preserve_insertion_order")
 
 
-def _chunks(
-    listed: list[tuple[PartitionTarget, LandingObject]], budget: int
-) -> Iterator[list[LandingObject]]:
+def _chunks(admitted: list[AdmittedObject], budget: int) -> Iterator[list[AdmittedObject]]:
     """The objects in key order, cut where their bytes on the staging disk pass `budget`."""
-    chunk: list[LandingObject] = []
+    chunk: list[AdmittedObject] = []
     size = 0
-    for _, obj in listed:
-        if chunk and size + obj.size > budget:
+    for item in admitted:
+        if chunk and size + item.obj.size > budget:
             yield chunk
             chunk, size = [], 0
-        chunk.append(obj)
-        size += obj.size
+        chunk.append(item)
+        size += item.obj.size
     if chunk:
         yield chunk
 
@@ -168,15 +167,18 @@ class _Load:
         self.conn, self.client, self.table = conn, request.client, request.table
         self.targets, self.mode, self.run_id = request.targets, request.mode, request.run_id
         self.limits = request.limits
-        self.listed = request.listed
         self.target_of = {obj.uri: t for t, obj in [*request.listed, *request.incomplete]}
         self.ingested_at = datetime.now(UTC)
         self.result = BronzeLoad(
             partitions={t.partition_key: PartitionLoad() for t in request.targets}
         )
-        self.result.quarantined += [
-            QuarantinedObject(half, half.reason()) for _, half in request.incomplete
-        ]
+        self.result.quarantined += request.refused
+        self.admitted = request.admitted
+        self.agreed = {
+            name: kind
+            for name, vote in request.column_types.items()
+            if (kind := arrow_type(vote.type)) is not None
+        }
         table = self.table
         self.current = data_schema(conn, table)
         self.before = fingerprint(self.current) if self.current is not None else None
@@ -188,7 +190,7 @@ class _Load:
         conn.execute("BEGIN TRANSACTION")
         try:
             bookkeeping.clear_bookkeeping(conn, self.table, self.targets)
-            for chunk in _chunks(self.listed, STAGING_BYTES):
+            for chunk in _chunks(self.admitted, STAGING_BYTES):
                 with staging_folder(staging_root) as directory:
                     objects: list[StagedObject] = []
                     for outcome in stage_all(self.client, chunk, directory, self.limits):
@@ -248,13 +250,15 @@ class _Load:
         shape = empty_table(self.conn, staged[0].path)
         if RESERVED_COLUMNS & set(shape.column_names):
             return False  # object by object, where the colliding columns are renamed
-        if self.current is not None and any(
-            f.name in self.current.names and self.current.field(f.name).type != f.type
+        known = self.current.names if self.current is not None else []
+        if any(
+            (self.current.field(f.name).type if f.name in known else self.agreed.get(f.name))
+            not in (None, f.type)
             for f in shape.schema
-        ):
+        ):  # the table's type, or the one the load's objects agreed on, differs
             return False  # object by object: Arrow's safe cast, never DuckDB's rounding one
         try:
-            reconciled = reconcile(self.current, shape, self.mode)
+            reconciled = reconcile(self.current, shape, self.mode, self.agreed, self.before is None)
         except SchemaConflictError:  # each object is tried alone, and quarantined with why
             return False
         except NewColumnsRefusedError as exc:
@@ -298,7 +302,7 @@ class _Load:
         data, renames = renamed_reserved(data)
         self.result.renamed_columns.update(renames)
         try:
-            reconciled = reconcile(self.current, data, self.mode)
+            reconciled = reconcile(self.current, data, self.mode, self.agreed, self.before is None)
         except SchemaConflictError as exc:
             why = reason("schema", {"why": str(exc)})
             self.result.quarantined.append(QuarantinedObject(staged.obj, why))

@@ -47,6 +47,15 @@ class QuarantinedObject:
     reason: str
 
 
+@dataclass(frozen=True)
+class AdmittedObject:
+    """A listed object that passed admission: its sidecar read and checked, its hour known."""
+
+    target: PartitionTarget
+    obj: LandingObject
+    sidecar: Sidecar
+
+
 class TransientReadError(Exception):
     """S3 failed a read in a way that may pass (5xx, throttling, a timeout, a dropped
     connection): the load rolls back and the run is retried. Nothing is quarantined for it, so
@@ -147,6 +156,25 @@ def admit(client: Any, obj: LandingObject, limits: LandingLimits) -> Sidecar | Q
     return ruled_out if ruled_out is not None else read_sidecar(client, obj, limits)
 
 
+def admit_all(
+    client: Any,
+    listed: list[tuple[PartitionTarget, LandingObject]],
+    limits: LandingLimits,
+    threads: int = 16,
+) -> tuple[list[AdmittedObject], list[QuarantinedObject]]:
+    """Admission for a whole load, in the listing's order, done once by Dagster for either
+    engine: the objects admitted with their sidecars, and those quarantined with why."""
+    with ThreadPoolExecutor(threads) as pool:
+        outcomes = list(pool.map(lambda item: admit(client, item[1], limits), listed))
+    admitted_objects, quarantined = [], []
+    for (target, obj), outcome in zip(listed, outcomes, strict=True):
+        if isinstance(outcome, QuarantinedObject):
+            quarantined.append(outcome)
+        else:
+            admitted_objects.append(AdmittedObject(target, obj, outcome))
+    return admitted_objects, quarantined
+
+
 def lineage(obj: LandingObject, sidecar: Sidecar, target: PartitionTarget) -> dict[str, Any]:
     """The lineage columns every row of the object gets in bronze."""
     return {
@@ -159,12 +187,10 @@ def lineage(obj: LandingObject, sidecar: Sidecar, target: PartitionTarget) -> di
 
 
 def stage(
-    client: Any, obj: LandingObject, path: Path, limits: LandingLimits
+    client: Any, obj: LandingObject, sidecar: Sidecar, path: Path, limits: LandingLimits
 ) -> StagedObject | QuarantinedObject:
-    """Download the object to `path`, hashing as it streams; keep it only if the checksum holds."""
-    sidecar = admit(client, obj, limits)
-    if isinstance(sidecar, QuarantinedObject):
-        return sidecar
+    """Download an admitted object to `path`, hashing as it streams; keep it only if the
+    checksum its sidecar states holds."""
     digest, size = hashlib.sha256(), 0
     try:
         # The bytes the listing named: a rewrite since then is a new digest, requested again.
@@ -265,7 +291,7 @@ def _read_failed(obj: LandingObject, key: str, exc: Exception) -> QuarantinedObj
 
 def stage_all(
     client: Any,
-    objects: list[LandingObject],
+    objects: list[AdmittedObject],
     directory: Path,
     limits: LandingLimits,
     threads: int = 16,
@@ -274,7 +300,13 @@ def stage_all(
     with ThreadPoolExecutor(threads) as pool:
         return list(
             pool.map(
-                lambda item: stage(client, item[1], directory / f"{item[0]:07d}.parquet", limits),
+                lambda item: stage(
+                    client,
+                    item[1].obj,
+                    item[1].sidecar,
+                    directory / f"{item[0]:07d}.parquet",
+                    limits,
+                ),
                 enumerate(objects),
             )
         )

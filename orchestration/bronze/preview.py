@@ -22,6 +22,7 @@ from orchestration.bronze.admission import LandingLimits, column_problem
 from orchestration.bronze.loader import RESERVED_COLUMNS
 from orchestration.bronze.objects import (
     QuarantinedObject,
+    admit,
     stage,
     staged_footer_problem,
     unreadable_parquet,
@@ -194,7 +195,12 @@ def preview(
     existing = [*(current.names if current else []), *RESERVED_COLUMNS]
     with tempfile.TemporaryDirectory(prefix="lakehouse-preview-") as folder:
         for index, obj in enumerate(sample):
-            staged = stage(client, obj, Path(folder) / f"{index}.parquet", limits)
+            sidecar = admit(client, obj, limits)
+            staged = (
+                sidecar
+                if isinstance(sidecar, QuarantinedObject)
+                else stage(client, obj, sidecar, Path(folder) / f"{index}.parquet", limits)
+            )
             if isinstance(staged, QuarantinedObject):
                 quarantined[obj.uri] = staged.reason
                 continue

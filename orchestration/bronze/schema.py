@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,30 +32,84 @@ class Reconciled:
     rescued_rows: int = 0
 
 
-def reconcile(current: pa.Schema | None, incoming: pa.Table, mode: SchemaMode) -> Reconciled:
-    """Conform one object's rows to the table schema under `mode`, evolving it if allowed."""
-    if current is None:
+@dataclass(frozen=True)
+class ColumnVote:
+    """The type a column takes when it joins the table, where the load's objects disagree."""
+
+    type: str  # an Arrow type as the sidecars state it ("int64", "timestamp[us, tz=UTC]")
+    holders: tuple[str, ...]  # the objects (URIs) that have the column in that type
+
+
+def agreed_types(declared: Mapping[str, Sequence[tuple[str, str]]]) -> dict[str, ColumnVote]:
+    """The rule both engines follow, decided here and handed to them: a column the table does
+    not have yet and the load's objects type differently takes the type most objects give it
+    (as their sidecars state it), ties broken by the type's name; Parquet's null type (a
+    column NULL throughout) gives none. `declared`: each object's sidecar schema, (name, type)
+    pairs by URI. The table's type wins over this for a column it has; objects that cannot
+    cast are quarantined."""
+    holders: dict[str, dict[str, list[str]]] = {}
+    for uri, schema in declared.items():
+        for name, kind in schema:
+            if kind != "null":
+                holders.setdefault(name, {}).setdefault(kind, []).append(uri)
+    return {
+        name: ColumnVote(winner, tuple(by_type[winner]))
+        for name, by_type in holders.items()
+        if len(by_type) > 1
+        for winner in [min(by_type, key=lambda t: (-len(by_type[t]), t))]
+    }
+
+
+_TIMESTAMP = re.compile(r"timestamp\[(s|ms|us|ns)(?:, tz=(.+))?\]")
+
+
+def arrow_type(name: str) -> pa.DataType | None:
+    """An Arrow type from the name `str(type)` gives it (None for one this cannot read back)."""
+    if timestamp := _TIMESTAMP.fullmatch(name):
+        return pa.timestamp(timestamp[1], timestamp[2])  # type: ignore[arg-type]
+    try:
+        return pa.type_for_alias(name)
+    except ValueError:
+        return None
+
+
+def reconcile(
+    current: pa.Schema | None,
+    incoming: pa.Table,
+    mode: SchemaMode,
+    agreed: Mapping[str, pa.DataType] | None = None,
+    creating: bool = False,
+) -> Reconciled:
+    """Conform one object's rows to the table schema under `mode`, evolving it if allowed.
+    `current` None: the table does not exist yet, and this object's columns make it;
+    `creating`: the load is the one creating the table, whose objects' columns all join it
+    (Auto Loader's first inference), the mode governing the columns that come later.
+    `agreed`: the types the load's objects agreed for columns the table does not have yet
+    (`agreed_types`); the table's type wins for a column it has. An object whose values do
+    not cast to the type is a conflict (rescued under `rescue`)."""
+    agreed = agreed or {}
+    first = current is None
+    creating = creating or first
+    schema = pa.schema([]) if current is None else current
+    known = set(schema.names)
+    new_fields = [
         # A column that is NULL throughout has no type yet; text is the one that fits anything.
-        fields = [
-            f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in incoming.schema
-        ]
-        schema = pa.schema(fields)
-        first = incoming.cast(schema)
-        return Reconciled(_with_rescued(first, None), schema, list(schema))
-    known = set(current.names)
-    new_fields = [f for f in incoming.schema if f.name not in known]
-    if new_fields and mode == "failOnNewColumns":
+        f.with_type(agreed.get(f.name) or (pa.string() if first and null else f.type))
+        for f in incoming.schema
+        if f.name not in known
+        for null in [pa.types.is_null(f.type)]
+    ]
+    if new_fields and mode == "failOnNewColumns" and not creating:
         raise NewColumnsRefusedError(
             "new column(s) " + ", ".join(f"{f.name} ({f.type})" for f in new_fields)
         )
-    schema = current
     added: list[pa.Field] = []
-    if mode == "addNewColumns":
+    if mode == "addNewColumns" or creating:
         for f in new_fields:
             schema = schema.append(f)
             added.append(f)
     rescued: dict[str, pa.Array] = {}
-    if mode == "rescue":
+    if mode == "rescue" and not creating:
         rescued.update({f.name: incoming.column(f.name) for f in new_fields})
     columns = []
     for target in schema:
@@ -66,8 +122,9 @@ def reconcile(current: pa.Schema | None, incoming: pa.Table, mode: SchemaMode) -
                 column = pc.cast(column, target.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 if mode != "rescue":
+                    holder = "the table has" if target.name in known else "other objects have"
                     raise SchemaConflictError(
-                        f"column {target.name} is {column.type}, the table has {target.type}"
+                        f"column {target.name} is {column.type}, {holder} {target.type}"
                     ) from exc
                 rescued[target.name] = column
                 column = pa.nulls(incoming.num_rows, target.type)

@@ -12,13 +12,12 @@ import dagster as dg
 from orchestration.bronze.admission import LandingLimits, column_problem
 from orchestration.bronze.figures import BronzeLoad, BronzeRequest, PartitionLoad
 from orchestration.bronze.objects import (
+    AdmittedObject,
     QuarantinedObject,
-    admit,
     lineage,
     read_columns,
     reason,
 )
-from orchestration.bronze.targets import PartitionTarget
 from orchestration.databricks import plan
 from orchestration.databricks.lakebase_api import (
     LakebaseSyncError,
@@ -38,7 +37,7 @@ from orchestration.engine import (
 )
 from orchestration.lakebase.bundle import bundle_resources
 from orchestration.lakebase.workload import TableToSync, load_workload
-from orchestration.landing.objects import LandingObject, hour_key
+from orchestration.landing.objects import hour_key
 from orchestration.silver.figures import HourViolations, hour_figures
 from orchestration.transforms.expectations import EXPECTATIONS
 from orchestration.transforms.gold import GoldTable
@@ -65,19 +64,20 @@ class DatabricksEngine(LakehouseEngine):
         settings = self.settings()
         if self.discovers_objects():
             return self._autoloader(context, request)
-        # Admission, as on DuckDB: a bad object quarantines, a transient read fails the step.
+        # The footers' columns, as DuckDB checks them: a bad object quarantines, a transient
+        # read fails the step.
         with ThreadPoolExecutor(16) as pool:
             entries = list(
-                pool.map(
-                    lambda item: _object_entry(request.client, *item, request.limits),
-                    request.listed,
-                )
-            )
+                pool.map(lambda a: _object_entry(request.client, a, request.limits),
+                         request.admitted)
+            )  # fmt: skip
         objects = [e for e in entries if not isinstance(e, QuarantinedObject)]
         load = BronzeLoad(partitions={t.partition_key: PartitionLoad() for t in request.targets})
-        load.quarantined += [QuarantinedObject(h, h.reason()) for _, h in request.incomplete]
+        load.quarantined += request.refused
         load.quarantined += [e for e in entries if isinstance(e, QuarantinedObject)]
-        extras = plan.bronze_extras(settings, request.table, request.targets, objects, request.mode)
+        extras = plan.bronze_extras(
+            settings, request.table, request.targets, objects, request.mode, request.column_types
+        )
         figures, run = self._run(context, "bronze", extras)
         if figures.get("refused"):  # as on DuckDB: a retry cannot accept the new columns
             raise EngineError(figures["refused"])
@@ -221,14 +221,12 @@ def _key(iso_hour: str) -> str:
 
 
 def _object_entry(
-    client: Any, target: PartitionTarget, obj: LandingObject, limits: LandingLimits
+    client: Any, admitted: AdmittedObject, limits: LandingLimits
 ) -> dict[str, Any] | QuarantinedObject:
-    """What the job needs to verify and load one object: the sidecar's checksum and rows and
-    the footer's columns, or the object quarantined by the admission rules the DuckDB engine
-    applies (caps, the key's node, the sidecar, column names). The job checks the bytes."""
-    sidecar = admit(client, obj, limits)
-    if isinstance(sidecar, QuarantinedObject):
-        return sidecar
+    """What the job needs to verify and load one admitted object: the sidecar's checksum and
+    rows and the footer's columns, or the object quarantined for its column names, as the
+    DuckDB engine does. The job checks the bytes."""
+    target, obj, sidecar = admitted.target, admitted.obj, admitted.sidecar
     columns = read_columns(client, obj, limits)
     if isinstance(columns, QuarantinedObject):
         return columns

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestration.bronze.objects import S3_ERRORS
+from orchestration.bronze.schema import ColumnVote
 from orchestration.bronze.targets import PartitionTarget
 from orchestration.settings import EnvironmentSettings
 from orchestration.transforms.dialect import to_databricks
@@ -78,6 +79,7 @@ def bronze_extras(
     targets: list[PartitionTarget],
     objects: list[dict[str, Any]],
     schema_mode: str,
+    column_types: dict[str, ColumnVote],
 ) -> dict[str, Any]:
     return {
         **_common(settings, "bronze"),
@@ -85,6 +87,9 @@ def bronze_extras(
         "objects": objects,
         "partition_keys": [t.partition_key for t in targets],
         "schema_mode": schema_mode,
+        # Columns the objects type differently: the objects holding the type Dagster decided
+        # (bronze.schema.agreed_types); the job takes the column's type from them.
+        "column_types": {name: list(vote.holders) for name, vote in column_types.items()},
         "write": write_spec(bronze_predicate(targets)),
         # The job copies each object here while hashing it, and loads the copy it verified.
         "staging": f"{settings.databricks.volume}/staging" if settings.databricks else None,

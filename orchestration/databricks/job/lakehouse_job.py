@@ -41,7 +41,7 @@ from dagster_pipes import (
 )
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
-from pyspark.sql.types import NumericType
+from pyspark.sql.types import NullType, NumericType
 
 LINEAGE = ("_source_object", "_node_id", "_region", "_batch_id", "_partition_hour")
 RESCUED = "_rescued_data"
@@ -283,37 +283,29 @@ def _with_path(df: DataFrame) -> DataFrame:
 
 
 def _read_objects(
-    spark: SparkSession, paths: list[str], table: dict[str, Any]
+    spark: SparkSession, paths: list[str], table: dict[str, Any], holders: dict[str, list[str]]
 ) -> tuple[DataFrame, dict[str, str]]:
     """All objects as one DataFrame (with `_path`), and the objects whose columns cannot join.
 
-    The table's types win, as on DuckDB: a column the table has keeps the table's type. One
-    merged scan when the files agree with each other and with the table. Otherwise file by file:
-    a column the table does not have takes the most common type among the files holding values
-    in it (ties broken by name, never by chance); a file whose differing column holds only
-    NULLs (Parquet's null type), or only values that cast (12 to 12.0, "12" to 12), is cast;
-    any other file is left out with why.
+    The types are decided, not voted here: a column the table has keeps the table's type (as on
+    DuckDB); a column the objects type differently takes the type Dagster decided, read from
+    the objects that hold it (`holders`: column -> their paths); otherwise the files agree. One
+    merged scan when the files agree with each other and with the table. Otherwise file by
+    file: a file whose differing column holds only NULLs (Parquet's null type), or only values
+    that cast (12 to 12.0, "12" to 12), is cast; any other file is left out with why.
     """
     with contextlib.suppress(Exception):  # Spark raises several kinds for incompatible files
-        merged = spark.read.option("mergeSchema", "true").parquet(*paths)
-        if all(table.get(f.name, f.dataType) == f.dataType for f in merged.schema.fields):
-            return _with_path(merged), {}
+        if not holders:  # (a disputed column: never Spark's own merge of the types)
+            merged = spark.read.option("mergeSchema", "true").parquet(*paths)
+            if all(table.get(f.name, f.dataType) == f.dataType for f in merged.schema.fields):
+                return _with_path(merged), {}
     frames = [(path, spark.read.parquet(path)) for path in paths]
-    seen: dict[str, list[Any]] = {}
+    decided = {**_held_types(frames, holders), **table}
+    wanted = {}
     for _, df in frames:
         for f in df.schema.fields:
-            seen.setdefault(f.name, []).append(f.dataType)
-    wanted = {}
-    for name, types in seen.items():
-        if len(set(types)) > 1:  # only files holding values vote (an all-NULL column has any type)
-            types = [
-                f.dataType
-                for _, df in frames
-                for f in df.schema.fields
-                if f.name == name and df.where(_col(name).isNotNull()).limit(1).count()
-            ] or types
-        candidates = sorted(set(types), key=lambda t: t.simpleString())  # ties: deterministic
-        wanted[name] = table.get(name) or max(candidates, key=types.count)
+            if f.name not in wanted or isinstance(wanted[f.name], NullType):
+                wanted[f.name] = decided.get(f.name, f.dataType)
     joined, unreconciled = None, {}
     for path, df in frames:
         for f in df.schema.fields:
@@ -340,6 +332,18 @@ def _read_objects(
     if joined is None:
         joined = _with_path(frames[0][1]).limit(0)
     return joined, unreconciled
+
+
+def _held_types(frames: list[tuple[str, DataFrame]], holders: dict[str, list[str]]) -> dict:
+    """Each disputed column's type as Spark reads it in the first object holding Dagster's."""
+    held = {}
+    for name, paths in holders.items():
+        local = {_normal(p) for p in paths}
+        for path, df in frames:
+            if _normal(path) in local and name in df.columns:
+                held[name] = df.schema[name].dataType
+                break
+    return held
 
 
 class NewColumnsRefusedError(Exception):
@@ -404,7 +408,13 @@ def bronze(pipes: PipesContext, runtime: Runtime, tables: TableStore, extras: di
                 "_path string, _source_object string, _node_id string, _region string, "
                 "_batch_id string, _partition_hour timestamp",
             )
-            data, unreconciled = _read_objects(spark, [paths[o["uri"]] for o in good], types)
+            holders = {  # the job's copies of the objects Dagster's types come from
+                name: [paths[uri] for uri in uris if uri in paths]
+                for name, uris in extras.get("column_types", {}).items()
+            }
+            data, unreconciled = _read_objects(
+                spark, [paths[o["uri"]] for o in good], types, holders
+            )
             for obj in list(good):
                 if _normal(paths[obj["uri"]]) in unreconciled:
                     good.remove(obj)
