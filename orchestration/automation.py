@@ -2,8 +2,6 @@
 
 import dagster as dg
 
-AUTOMATION_INTERVAL_SECONDS = 30
-
 
 def on_upstream_change() -> dg.AutomationCondition:
     """Rebuild a partition (or an unpartitioned asset) once after any of its upstream
@@ -21,11 +19,14 @@ def on_upstream_change() -> dg.AutomationCondition:
     ).with_label("on_upstream_change")
 
 
-lakehouse_automation_sensor = dg.AutomationConditionSensorDefinition(
-    "lakehouse_automation_sensor",
-    target=dg.AssetSelection.all(),
-    minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Evaluates the assets' automation conditions: silver, gold and TRIGGERED synced "
-    "tables follow every bronze change, late hours included.",
-)
+def lakehouse_automation_sensor(interval_seconds: int) -> dg.AutomationConditionSensorDefinition:
+    """The environment's evaluation of every asset's automation condition, each
+    `interval_seconds` (its `automation_interval_seconds`)."""
+    return dg.AutomationConditionSensorDefinition(
+        "lakehouse_automation_sensor",
+        target=dg.AssetSelection.all(),
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Evaluates the assets' automation conditions: silver, gold and TRIGGERED "
+        "synced tables follow every bronze change, late hours included.",
+    )

@@ -81,7 +81,7 @@ def definitions_for(env: Environment, resources: Mapping[str, Any] | None = None
             *landing_sensors(env),
             *continuous_sensors(),
             dead_run_sensor,
-            lakehouse_automation_sensor,
+            lakehouse_automation_sensor(env.settings.automation_interval_seconds),
             *([edge_fleet_sensor(env)] if fleet else []),
         ],
         executor=host_tagging_executor,

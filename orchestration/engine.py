@@ -18,7 +18,7 @@ from pydantic import Field
 
 from orchestration.bronze.figures import BronzeLoad, BronzeRequest
 from orchestration.lakebase.workload import TableToSync
-from orchestration.settings import EnvironmentSettings, environment_settings
+from orchestration.settings import EnvironmentSettings, environment_settings, qualified_table_name
 from orchestration.silver.figures import HourFigures, HourViolations
 from orchestration.transforms.gold import GoldTable
 
@@ -91,7 +91,7 @@ class LakehouseEngine(dg.ConfigurableResource):
         return environment_settings(self.environment)
 
     def table_name(self, layer: str, entity: str) -> str:
-        return f"{self.catalog}.{self.schema_name}.{layer}_{entity}"
+        return qualified_table_name(self.catalog, self.schema_name, layer, entity)
 
     def discovers_objects(self) -> bool:
         """True when the engine finds landing objects itself (Auto Loader), so Dagster does not

@@ -24,6 +24,11 @@ ENGINE_KINDS = {
     "databricks": frozenset({"databricks", "pyspark", "delta"}),
 }
 ENGINE_LABELS = {"duckdb": "DuckDB", "databricks": "Delta on Databricks"}
+# Where a synced table's rows are served: the local PostgreSQL, or Lakebase's on Databricks.
+SERVING_KINDS = {
+    "duckdb": frozenset({"postgres"}),
+    "databricks": frozenset({"databricks", "lakebase", "postgres"}),
+}
 # The resources each engine works through, required by every asset that calls the engine (so
 # run config for them reaches the engine): the DuckDB file and the local PostgreSQL, or the
 # Databricks workspace.
@@ -57,6 +62,11 @@ class Environment:
     def kinds(self) -> set[str]:
         """The UI's kind tags of a table asset on this environment's engine."""
         return set(ENGINE_KINDS[self.engine])
+
+    @property
+    def serving_kinds(self) -> set[str]:
+        """The UI's kind tags of a synced (served) table on this environment's engine."""
+        return set(SERVING_KINDS[self.engine])
 
     def resource_keys(self, *keys: str) -> set[str]:
         """`keys`, the `engine` and the resources the engine works through: what an asset that

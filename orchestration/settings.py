@@ -155,6 +155,10 @@ class EnvironmentSettings(BaseModel):
     # fleet start RUNNING, because that command starts the S3 endpoint and PostgreSQL they need.
     local_platform: bool = False
     fleet_interval_seconds: int = Field(default=60, ge=10)
+    # How often the landing sensors look for uploads and automation evaluates the graph: the
+    # delay between an upload and bronze, and between a layer and the next.
+    landing_sensor_interval_seconds: int = Field(default=60, ge=5)
+    automation_interval_seconds: int = Field(default=30, ge=5)
     # First hourly partition: near the data, so the UI's fill rates and "missing" backfill
     # presets mean something (older hours cannot be loaded; move it back to load history).
     # Unset (local environments): `history_days` before this installation first built its
@@ -202,7 +206,12 @@ class EnvironmentSettings(BaseModel):
 
     def table_name(self, layer: str, entity: str) -> str:
         """`{catalog}.{schema}.{layer}_{entity}`, unquoted (for display and metadata)."""
-        return f"{self.catalog}.{self.schema}.{layer}_{entity}"
+        return qualified_table_name(self.catalog, self.schema, layer, entity)
+
+
+def qualified_table_name(catalog: str, schema: str, layer: str, entity: str) -> str:
+    """The one form of a lakehouse table's full name, unquoted (for display and metadata)."""
+    return f"{catalog}.{schema}.{layer}_{entity}"
 
 
 @cache

@@ -119,7 +119,7 @@ def build_landing_sensor(scenario: str, env: Environment) -> dg.SensorDefinition
     @dg.sensor(
         name=f"landing_{scenario}_sensor",
         asset_selection=[bronze_key],
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=env.settings.landing_sensor_interval_seconds,
         default_status=env.settings.default_status(),  # needs S3 (lakehouse-live)
         description=(
             f"Finds new or rewritten objects in the {scenario} landing bucket(s) and requests "

@@ -1,6 +1,7 @@
 """`gold/*`: hourly statistics, anomalies, fleet health and the cross-region readings view."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -25,6 +26,20 @@ def _table(env: Environment, entity: str, select: str) -> dict[str, object]:
     return {
         **env.table_metadata("gold", entity),
         "dagster/column_schema": table_schema(select_columns(select)),
+    }
+
+
+def _whole_table(env: Environment, entity: str, select: str, primary_key: str) -> dict[str, Any]:
+    """What every unpartitioned gold table's definition shares (rebuilt whole from silver)."""
+    return {
+        "key": ["gold", entity],
+        "owners": ["team:data-platform"],
+        "deps": [SILVER_KEY],
+        "group_name": "gold",
+        "pool": "warehouse",
+        "kinds": env.kinds,
+        "required_resource_keys": env.resource_keys(),
+        "metadata": {"primary_key": primary_key, **_table(env, entity, select)},
     }
 
 
@@ -72,15 +87,8 @@ def fleet_health_asset(env: Environment) -> dg.AssetsDefinition:
     select = fleet_health_select(env.settings.silent_after_hours)
 
     @dg.asset(
-        key=["gold", "fleet_health"],
-        owners=["team:data-platform"],
-        deps=[SILVER_KEY],
-        group_name="gold",
-        pool="warehouse",
-        kinds=env.kinds,
-        required_resource_keys=env.resource_keys(),
+        **_whole_table(env, "fleet_health", select, "node_id, sensor_id"),
         automation_condition=on_upstream_change(),
-        metadata={"primary_key": "node_id, sensor_id", **_table(env, "fleet_health", select)},
         check_specs=[
             dg.AssetCheckSpec(
                 SILENT_CHECK,
@@ -126,18 +134,10 @@ def fleet_health_asset(env: Environment) -> dg.AssetsDefinition:
 
 def readings_all_regions_asset(env: Environment) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["gold", "readings_all_regions"],
-        owners=["team:data-platform"],
-        deps=[SILVER_KEY],
-        group_name="gold",
-        pool="warehouse",
-        kinds=env.kinds,
-        required_resource_keys=env.resource_keys(),
+        **_whole_table(
+            env, "readings_all_regions", READINGS_ALL_REGIONS_SELECT, "sensor_id, event_time"
+        ),
         automation_condition=dg.AutomationCondition.on_missing(),
-        metadata={
-            "primary_key": "sensor_id, event_time",
-            **_table(env, "readings_all_regions", READINGS_ALL_REGIONS_SELECT),
-        },
         description="One view over every region's readings, for cross-region analytics.",
     )
     def readings_all_regions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

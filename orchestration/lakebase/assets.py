@@ -17,10 +17,6 @@ def _automation(spec: TableToSync) -> dg.AutomationCondition | None:
     return None  # SNAPSHOT: by schedule or by hand; CONTINUOUS: by its sensor
 
 
-def _kinds(env: Environment) -> set[str]:
-    return {"databricks", "lakebase", "postgres"} if env.engine == "databricks" else {"postgres"}
-
-
 def build_synced_table(spec: TableToSync, env: Environment) -> dg.AssetsDefinition:
     @dg.asset(
         key=spec.asset_key,
@@ -28,7 +24,7 @@ def build_synced_table(spec: TableToSync, env: Environment) -> dg.AssetsDefiniti
         deps=[spec.source_asset_key],
         group_name="lakebase",
         pool="warehouse",  # reads (and, incrementally, writes) the DuckDB file
-        kinds=_kinds(env),
+        kinds=env.serving_kinds,
         required_resource_keys=env.resource_keys(),
         automation_condition=_automation(spec),
         metadata={
