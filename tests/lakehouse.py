@@ -107,6 +107,12 @@ def put_object(
     return f"s3://{bucket}/{key}"
 
 
+def quarantine_reasons(table: str) -> dict[str, str]:
+    """The quarantine check's markdown table (| object | reason |) as reason by object URI."""
+    rows = [line.strip("| ").split(" | ", 1) for line in table.splitlines()[2:]]
+    return {uri: why for uri, why in rows}
+
+
 def _written_schema(body: bytes) -> pa.Schema:
     """The columns the Parquet object holds, as the agent states them in the sidecar."""
     return pq.read_schema(io.BytesIO(body))

@@ -174,13 +174,14 @@ class _Load:
         )
         self.result.quarantined += request.refused
         self.admitted = request.admitted
-        self.agreed = {
+        table = self.table
+        self.current = data_schema(conn, table)
+        self.decided = {
             name: kind
             for name, vote in request.column_types.items()
             if (kind := arrow_type(vote.type)) is not None
         }
-        table = self.table
-        self.current = data_schema(conn, table)
+        self.started_with = set(self.current.names) if self.current is not None else set()
         self.before = fingerprint(self.current) if self.current is not None else None
         self.manifest: list[tuple[Any, ...]] = []
         self.group = _Group()
@@ -251,14 +252,16 @@ class _Load:
         if RESERVED_COLUMNS & set(shape.column_names):
             return False  # object by object, where the colliding columns are renamed
         known = self.current.names if self.current is not None else []
+        agreed = self._agreed({})
         if any(
-            (self.current.field(f.name).type if f.name in known else self.agreed.get(f.name))
+            (self.current.field(f.name).type if f.name in known else agreed.get(f.name))
             not in (None, f.type)
             for f in shape.schema
         ):  # the table's type, or the one the load's objects agreed on, differs
             return False  # object by object: Arrow's safe cast, never DuckDB's rounding one
         try:
-            reconciled = reconcile(self.current, shape, self.mode, self.agreed, self.before is None)
+            creating = self.before is None
+            reconciled = reconcile(self.current, shape, self.mode, self._agreed({}), creating)
         except SchemaConflictError:  # each object is tried alone, and quarantined with why
             return False
         except NewColumnsRefusedError as exc:
@@ -302,7 +305,8 @@ class _Load:
         data, renames = renamed_reserved(data)
         self.result.renamed_columns.update(renames)
         try:
-            reconciled = reconcile(self.current, data, self.mode, self.agreed, self.before is None)
+            agreed, creating = self._agreed(renames), self.before is None
+            reconciled = reconcile(self.current, data, self.mode, agreed, creating)
         except SchemaConflictError as exc:
             why = reason("schema", {"why": str(exc)})
             self.result.quarantined.append(QuarantinedObject(staged.obj, why))
@@ -315,6 +319,12 @@ class _Load:
         self._loaded(staged, data.num_rows, data.schema)
         if self.group.rows >= GROUP_ROWS:
             self.group.insert(self.conn, self.table, self.ingested_at)
+
+    def _agreed(self, renames: dict[str, str]) -> dict[str, pa.DataType]:
+        """The decided types, by the names the object's columns are stored under, for the
+        columns the table did not have when the load began (for those, its types win)."""
+        stored = {renames.get(name, name): kind for name, kind in self.decided.items()}
+        return {name: kind for name, kind in stored.items() if name not in self.started_with}
 
     def _evolve(self, reconciled: Reconciled) -> None:
         self.current = reconciled.schema

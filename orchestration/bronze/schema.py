@@ -43,19 +43,28 @@ class ColumnVote:
 def agreed_types(declared: Mapping[str, Sequence[tuple[str, str]]]) -> dict[str, ColumnVote]:
     """The rule both engines follow, decided here and handed to them: a column the table does
     not have yet and the load's objects type differently takes the type most objects give it
-    (as their sidecars state it), ties broken by the type's name; Parquet's null type (a
-    column NULL throughout) gives none. `declared`: each object's sidecar schema, (name, type)
-    pairs by URI. The table's type wins over this for a column it has; objects that cannot
-    cast are quarantined."""
+    (as their sidecars state it), ties broken by the type's name. Parquet's null type (a column
+    NULL throughout) votes for none but makes the column one to decide; a column counts once per
+    object; a type name is read as Arrow reads it ("Int64" is int64), and one it cannot read
+    gives no vote. `declared`: each object's sidecar schema, (name, type) pairs by URI. The
+    table's type wins over this for a column it has; objects that cannot cast are quarantined."""
     holders: dict[str, dict[str, list[str]]] = {}
+    nulls: set[str] = set()
     for uri, schema in declared.items():
+        counted: set[str] = set()
         for name, kind in schema:
-            if kind != "null":
-                holders.setdefault(name, {}).setdefault(kind, []).append(uri)
+            parsed = arrow_type(kind)
+            if name in counted or parsed is None:
+                continue
+            counted.add(name)
+            if pa.types.is_null(parsed):
+                nulls.add(name)
+            else:
+                holders.setdefault(name, {}).setdefault(str(parsed), []).append(uri)
     return {
         name: ColumnVote(winner, tuple(by_type[winner]))
         for name, by_type in holders.items()
-        if len(by_type) > 1
+        if len(by_type) > 1 or name in nulls
         for winner in [min(by_type, key=lambda t: (-len(by_type[t]), t))]
     }
 
@@ -88,13 +97,12 @@ def reconcile(
     (`agreed_types`); the table's type wins for a column it has. An object whose values do
     not cast to the type is a conflict (rescued under `rescue`)."""
     agreed = agreed or {}
-    first = current is None
-    creating = creating or first
+    creating = creating or current is None
     schema = pa.schema([]) if current is None else current
     known = set(schema.names)
     new_fields = [
         # A column that is NULL throughout has no type yet; text is the one that fits anything.
-        f.with_type(agreed.get(f.name) or (pa.string() if first and null else f.type))
+        f.with_type(agreed.get(f.name) or (pa.string() if null else f.type))
         for f in incoming.schema
         if f.name not in known
         for null in [pa.types.is_null(f.type)]
@@ -122,7 +130,7 @@ def reconcile(
                 column = pc.cast(column, target.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 if mode != "rescue":
-                    holder = "the table has" if target.name in known else "other objects have"
+                    holder = "other objects have" if target.name in agreed else "the table has"
                     raise SchemaConflictError(
                         f"column {target.name} is {column.type}, {holder} {target.type}"
                     ) from exc

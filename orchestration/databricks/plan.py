@@ -8,6 +8,7 @@ and `lakehouse-databricks-plan` prints them for a partition range without a work
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -87,15 +88,50 @@ def bronze_extras(
         "objects": objects,
         "partition_keys": [t.partition_key for t in targets],
         "schema_mode": schema_mode,
-        # Columns the objects type differently: the objects holding the type Dagster decided
-        # (bronze.schema.agreed_types); the job takes the column's type from them.
-        "column_types": {name: list(vote.holders) for name, vote in column_types.items()},
+        # Columns the objects type differently: the type Dagster decided for each
+        # (bronze.schema.agreed_types), in Spark SQL, whichever objects the job gets to read.
+        "column_types": {
+            name: ddl for name, vote in column_types.items() if (ddl := spark_type(vote.type))
+        },
         "write": write_spec(bronze_predicate(targets)),
         # The job copies each object here while hashing it, and loads the copy it verified.
         "staging": f"{settings.databricks.volume}/staging" if settings.databricks else None,
         "max_object_bytes": settings.landing_limits.max_object_bytes,
         "s3_errors": S3_ERRORS,  # which S3 answers are about the object, which may pass
     }
+
+
+_SPARK_TYPES = {
+    "int8": "tinyint",
+    "int16": "smallint",
+    "int32": "int",
+    "int64": "bigint",
+    "uint8": "smallint",
+    "uint16": "int",
+    "uint32": "bigint",
+    "uint64": "decimal(20,0)",
+    "float": "float",
+    "double": "double",
+    "bool": "boolean",
+    "string": "string",
+    "large_string": "string",
+    "binary": "binary",
+    "large_binary": "binary",
+    "date32[day]": "date",
+}  # fmt: skip  (Spark reads Parquet's unsigned integers into the next wider signed type)
+_TIMESTAMP = re.compile(r"timestamp\[(?:s|ms|us|ns)(, tz=.+)?\]")
+_DECIMAL = re.compile(r"decimal128\((\d+), (\d+)\)")
+
+
+def spark_type(arrow: str) -> str | None:
+    """The Spark SQL type Spark reads a Parquet column of this Arrow type as (the name as
+    `agreed_types` gives it), or None for a type with no plain equivalent (the job then keeps
+    the type of the first object that has the column, as the DuckDB engine does)."""
+    if timestamp := _TIMESTAMP.fullmatch(arrow):
+        return "timestamp" if timestamp[1] else "timestamp_ntz"
+    if decimal := _DECIMAL.fullmatch(arrow):
+        return f"decimal({decimal[1]},{decimal[2]})"
+    return _SPARK_TYPES.get(arrow)
 
 
 def autoloader_extras(

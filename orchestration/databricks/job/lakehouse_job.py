@@ -41,7 +41,7 @@ from dagster_pipes import (
 )
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
-from pyspark.sql.types import NullType, NumericType
+from pyspark.sql.types import DataType, NullType, NumericType
 
 LINEAGE = ("_source_object", "_node_id", "_region", "_batch_id", "_partition_hour")
 RESCUED = "_rescued_data"
@@ -283,24 +283,24 @@ def _with_path(df: DataFrame) -> DataFrame:
 
 
 def _read_objects(
-    spark: SparkSession, paths: list[str], table: dict[str, Any], holders: dict[str, list[str]]
+    spark: SparkSession, paths: list[str], table: dict[str, Any], decided: dict[str, Any]
 ) -> tuple[DataFrame, dict[str, str]]:
     """All objects as one DataFrame (with `_path`), and the objects whose columns cannot join.
 
     The types are decided, not voted here: a column the table has keeps the table's type (as on
-    DuckDB); a column the objects type differently takes the type Dagster decided, read from
-    the objects that hold it (`holders`: column -> their paths); otherwise the files agree. One
+    DuckDB); a column the objects type differently takes the type Dagster decided (`decided`:
+    column -> Spark type); otherwise the files agree. One
     merged scan when the files agree with each other and with the table. Otherwise file by
     file: a file whose differing column holds only NULLs (Parquet's null type), or only values
     that cast (12 to 12.0, "12" to 12), is cast; any other file is left out with why.
     """
     with contextlib.suppress(Exception):  # Spark raises several kinds for incompatible files
-        if not holders:  # (a disputed column: never Spark's own merge of the types)
+        if not decided:  # (a disputed column: never Spark's own merge of the types)
             merged = spark.read.option("mergeSchema", "true").parquet(*paths)
             if all(table.get(f.name, f.dataType) == f.dataType for f in merged.schema.fields):
                 return _with_path(merged), {}
     frames = [(path, spark.read.parquet(path)) for path in paths]
-    decided = {**_held_types(frames, holders), **table}
+    decided = {**decided, **table}
     wanted = {}
     for _, df in frames:
         for f in df.schema.fields:
@@ -316,7 +316,11 @@ def _read_objects(
             lost = cast.isNull()
             if isinstance(f.dataType, NumericType):  # 1.5 into an integer column is no 1
                 lost = lost | (cast != _col(f.name))
-            if df.where(_col(f.name).isNotNull() & lost).limit(1).count():  # as Arrow's safe cast
+            try:  # as Arrow's safe cast: a value that would not survive is a conflict
+                conflict = df.where(_col(f.name).isNotNull() & lost).limit(1).count()
+            except Exception:  # a type Spark cannot cast at all (a struct, a list): no value can
+                conflict = 1
+            if conflict:
                 holder = "the table has" if f.name in table else "other objects have"
                 unreconciled[_normal(path)] = (
                     f"column {f.name} is {f.dataType.simpleString()}, "
@@ -332,18 +336,6 @@ def _read_objects(
     if joined is None:
         joined = _with_path(frames[0][1]).limit(0)
     return joined, unreconciled
-
-
-def _held_types(frames: list[tuple[str, DataFrame]], holders: dict[str, list[str]]) -> dict:
-    """Each disputed column's type as Spark reads it in the first object holding Dagster's."""
-    held = {}
-    for name, paths in holders.items():
-        local = {_normal(p) for p in paths}
-        for path, df in frames:
-            if _normal(path) in local and name in df.columns:
-                held[name] = df.schema[name].dataType
-                break
-    return held
 
 
 class NewColumnsRefusedError(Exception):
@@ -408,12 +400,9 @@ def bronze(pipes: PipesContext, runtime: Runtime, tables: TableStore, extras: di
                 "_path string, _source_object string, _node_id string, _region string, "
                 "_batch_id string, _partition_hour timestamp",
             )
-            holders = {  # the job's copies of the objects Dagster's types come from
-                name: [paths[uri] for uri in uris if uri in paths]
-                for name, uris in extras.get("column_types", {}).items()
-            }
+            decided = {n: DataType.fromDDL(t) for n, t in extras["column_types"].items()}
             data, unreconciled = _read_objects(
-                spark, [paths[o["uri"]] for o in good], types, holders
+                spark, [paths[o["uri"]] for o in good], types, decided
             )
             for obj in list(good):
                 if _normal(paths[obj["uri"]]) in unreconciled:
