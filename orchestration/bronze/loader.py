@@ -261,7 +261,7 @@ class _Load:
             return False  # object by object: Arrow's safe cast, never DuckDB's rounding one
         try:
             creating = self.before is None
-            reconciled = reconcile(self.current, shape, self.mode, self._agreed({}), creating)
+            reconciled = reconcile(self.current, shape, self.mode, agreed, creating)
         except SchemaConflictError:  # each object is tried alone, and quarantined with why
             return False
         except NewColumnsRefusedError as exc:
